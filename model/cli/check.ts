@@ -1,0 +1,139 @@
+/** `interleave check`: explores each target and prints the verdict table (or JSON). */
+import { type CheckResult, check } from '../explorer.ts';
+import { formatExpectation } from '../registry.ts';
+import { ModelError } from '../system.ts';
+import { formatTrace, traceToJson } from '../trace.ts';
+import { EXIT_OK, EXIT_USAGE, EXIT_VIOLATED } from './errors.ts';
+import { intFlag, numberFlag, parseFlags } from './options.ts';
+import { progressReporter } from './progress.ts';
+import { renderTable } from './table.ts';
+import { type Target, allBuiltins, protocolTargets, resolveTarget } from './targets.ts';
+
+export const checkHelp = `interleave check [TARGET...] [options]
+  TARGET: protocol | protocol:variant | path/to/model.ts[:variant]   (none: every built-in variant)
+  --json              print {"results":[...]} instead of the table
+  --max-states N      stop (verdict incomplete) after N distinct states
+  --max-depth N       stop (verdict incomplete) past depth N
+  --time-limit S      stop (verdict incomplete) after S seconds per target
+  --config NAME       a protocol's named configuration (default: its 'check' one)
+  --traces            print the counterexample of every violated target (default: only for named targets)
+  --full              show the full state after every step of a counterexample
+  --quiet             no progress on stderr`;
+
+export interface Outcome {
+  readonly target: Target;
+  readonly result: CheckResult;
+  /** Whether the verdict is what the target expects (a user system expects `holds`). */
+  readonly asExpected: boolean;
+}
+
+export function runTarget(target: Target, opts: Parameters<typeof check>[1]): Outcome {
+  let result: CheckResult;
+  try {
+    result = check(target.build(), opts);
+  } catch (e) {
+    if (!(e instanceof ModelError)) throw e;
+    const stats = { states: 0, transitions: 0, depth: 0, seconds: 0, statesPerSecond: 0, bytesPerState: 0, peakRssMB: 0 };
+    result = { verdict: 'error', message: e.message, stats };
+  }
+  const exp = target.expected ?? { verdict: 'holds' };
+  const asExpected =
+    exp.verdict === 'holds'
+      ? result.verdict === 'holds' && (exp.states === undefined || exp.states === result.stats.states)
+      : result.verdict === 'violated' && result.property === exp.property;
+  return { target, result, asExpected };
+}
+
+export async function checkCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags('check', argv, {
+    json: { type: 'boolean' },
+    'max-states': { type: 'string' },
+    'max-depth': { type: 'string' },
+    'time-limit': { type: 'string' },
+    config: { type: 'string' },
+    traces: { type: 'boolean' },
+    full: { type: 'boolean' },
+    quiet: { type: 'boolean' },
+  });
+  const limits = {
+    maxStates: intFlag('max-states', values['max-states']),
+    maxDepth: intFlag('max-depth', values['max-depth'], 0),
+    timeLimit: numberFlag('time-limit', values['time-limit']),
+  };
+  const targets: Target[] = [];
+  if (positionals.length === 0) {
+    for (const p of await allBuiltins()) targets.push(...protocolTargets(p, undefined, values.config));
+  } else {
+    for (const t of positionals) targets.push(...(await resolveTarget(t, values.config)));
+  }
+
+  const outcomes: Outcome[] = [];
+  for (const target of targets) {
+    const progress = progressReporter(`${target.protocol}:${target.variant}`, !values.quiet);
+    const outcome = runTarget(target, {
+      ...(limits.maxStates !== undefined ? { maxStates: limits.maxStates } : {}),
+      ...(limits.maxDepth !== undefined ? { maxDepth: limits.maxDepth } : {}),
+      ...(limits.timeLimit !== undefined ? { timeLimit: limits.timeLimit } : {}),
+      onProgress: progress.tick,
+    });
+    progress.done();
+    outcomes.push(outcome);
+  }
+
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ results: outcomes.map(toJson) }, null, 2)}\n`);
+  } else {
+    const showTraces = values.traces || positionals.length > 0;
+    process.stdout.write(`${formatOutcomes(outcomes, { traces: showTraces, full: Boolean(values.full) })}\n`);
+  }
+  if (outcomes.some((o) => o.result.verdict === 'error')) return EXIT_USAGE;
+  return outcomes.every((o) => o.asExpected) ? EXIT_OK : EXIT_VIOLATED;
+}
+
+function toJson(o: Outcome) {
+  const r = o.result;
+  return {
+    protocol: o.target.protocol,
+    variant: o.target.variant,
+    expected: o.target.expected ? formatExpectation(o.target.expected) : null,
+    verdict: r.verdict,
+    property: r.property ?? null,
+    states: r.stats.states,
+    transitions: r.stats.transitions,
+    depth: r.stats.depth,
+    seconds: Number(r.stats.seconds.toFixed(3)),
+    asExpected: o.asExpected,
+    message: r.message ?? r.reason ?? null,
+    ...(r.stuck ? { stuck: r.stuck } : {}),
+    trace: r.trace ? traceToJson(r.trace) : null,
+  };
+}
+
+export function formatOutcomes(outcomes: readonly Outcome[], opts: { traces: boolean; full: boolean }): string {
+  const rows = outcomes.map((o) => [
+    o.target.protocol,
+    o.target.variant,
+    o.target.expected ? formatExpectation(o.target.expected) : '-',
+    o.result.verdict,
+    o.result.property ?? '',
+    o.result.stats.states,
+    o.result.stats.depth,
+    o.result.stats.seconds.toFixed(2),
+    o.asExpected ? 'ok' : 'UNEXPECTED',
+  ]);
+  const parts = [renderTable(['protocol', 'variant', 'expected', 'verdict', 'property', 'states', 'depth', 'seconds', ''], rows)];
+  for (const o of outcomes) {
+    const r = o.result;
+    const name = `${o.target.protocol}:${o.target.variant}`;
+    if (r.verdict === 'error') parts.push(`\n${name}: model error: ${r.message}`);
+    else if (r.verdict === 'incomplete') parts.push(`\n${name}: incomplete: ${r.reason}`);
+    else if (r.verdict === 'violated' && (opts.traces || !o.asExpected)) {
+      parts.push(`\n${name}: ${r.message}`);
+      if (r.stuck && r.stuck.length > 0) parts.push(`  blocked:\n${r.stuck.map((l) => `    - ${l}`).join('\n')}`);
+      if (r.trace) parts.push(formatTrace(r.trace, { fullStates: opts.full }));
+    }
+  }
+  const bad = outcomes.filter((o) => !o.asExpected).length;
+  parts.push(`\n${outcomes.length - bad} as expected, ${bad} unexpected`);
+  return parts.join('\n');
+}

@@ -1,0 +1,374 @@
+/**
+ * Model states are plain immutable data: null, booleans, finite numbers, strings, arrays and plain objects.
+ * This module turns such a value into a compact word encoding (the explorer's queue format), back into a
+ * frozen value, and checks on the way that nothing else (functions, undefined, NaN, cycles) slipped in.
+ */
+
+export type Data = null | boolean | number | string | readonly Data[] | { readonly [key: string]: Data };
+
+/** A state (or action parameter) that is not plain data; `path` names the offending field, e.g. `rm[2].flag`. */
+export class DataError extends Error {
+  constructor(
+    readonly path: string,
+    readonly problem: string,
+  ) {
+    super(`${path || '(root)'}: ${problem}`);
+    this.name = 'DataError';
+  }
+}
+
+const TAG_NULL = 0;
+const TAG_FALSE = 1;
+const TAG_TRUE = 2;
+const TAG_INT = 3;
+const TAG_FLOAT = 4;
+const TAG_STRING = 5;
+const TAG_ARRAY = 6;
+const TAG_OBJECT = 7;
+
+/** Nesting past this depth is taken for a cycle; the slow walk then says which (a shallow state never pays for the check). */
+const CYCLE_CHECK_DEPTH = 200;
+
+const floatView = new Float64Array(1);
+const floatWords = new Int32Array(floatView.buffer);
+
+/**
+ * Encodes data into a growable Int32 word buffer. Strings (values and object keys) are interned to small
+ * integers; object keys are written in sorted order so that `{a, b}` and `{b, a}` encode alike.
+ */
+export class Encoder {
+  words = new Int32Array(256);
+  length = 0;
+  private readonly stringIds = new Map<string, number>();
+  readonly strings: string[] = [];
+  private readonly layouts = new Map<string, KeyLayout[]>();
+  private current: unknown = undefined;
+
+  intern(s: string): number {
+    let id = this.stringIds.get(s);
+    if (id === undefined) {
+      id = this.strings.length;
+      this.strings.push(s);
+      this.stringIds.set(s, id);
+    }
+    return id;
+  }
+
+  /** Encodes `value` from scratch into `this.words[0 .. this.length)`. Throws DataError on non-data. */
+  encode(value: unknown): void {
+    this.length = 0;
+    this.current = value;
+    this.put(value, 0);
+  }
+
+  private push(w: number): void {
+    if (this.length === this.words.length) {
+      const grown = new Int32Array(this.words.length * 2);
+      grown.set(this.words);
+      this.words = grown;
+    }
+    this.words[this.length++] = w;
+  }
+
+  /**
+   * Key order of an object, sorted, with the keys' string ids. Objects built by the same code share a key
+   * list, so the sorted permutation is cached per list (found by its first key, confirmed key by key).
+   */
+  private layoutOf(keys: string[]): KeyLayout {
+    const first = keys.length > 0 ? keys[0] : '';
+    let bucket = this.layouts.get(first);
+    if (bucket === undefined) {
+      bucket = [];
+      this.layouts.set(first, bucket);
+    }
+    search: for (let b = 0; b < bucket.length; b++) {
+      const cand = bucket[b];
+      if (cand.keys.length !== keys.length) continue;
+      for (let i = 1; i < keys.length; i++) if (cand.keys[i] !== keys[i]) continue search;
+      return cand;
+    }
+    const order = keys.map((_, i) => i).sort((x, y) => (keys[x] < keys[y] ? -1 : keys[x] > keys[y] ? 1 : 0));
+    const layout: KeyLayout = {
+      keys,
+      order: Int32Array.from(order),
+      ids: Int32Array.from(order.map((i) => this.intern(keys[i]))),
+    };
+    bucket.push(layout);
+    return layout;
+  }
+
+  /** The hot path: no path bookkeeping. On any non-data value it re-walks slowly to name the field. */
+  private put(v: unknown, depth: number): void {
+    switch (typeof v) {
+      case 'boolean':
+        this.push(v ? TAG_TRUE : TAG_FALSE);
+        return;
+      case 'number':
+        if ((v | 0) === v && !Object.is(v, -0)) {
+          this.push(TAG_INT);
+          this.push(v);
+        } else if (Number.isFinite(v)) {
+          this.push(TAG_FLOAT);
+          floatView[0] = v === 0 ? 0 : v;
+          this.push(floatWords[0]);
+          this.push(floatWords[1]);
+        } else {
+          this.fail();
+        }
+        return;
+      case 'string':
+        this.push(TAG_STRING);
+        this.push(this.intern(v));
+        return;
+      case 'object': {
+        if (v === null) {
+          this.push(TAG_NULL);
+          return;
+        }
+        if (depth >= CYCLE_CHECK_DEPTH) this.fail();
+        if (Array.isArray(v)) {
+          this.push(TAG_ARRAY);
+          this.push(v.length);
+          for (let i = 0; i < v.length; i++) this.put(v[i], depth + 1);
+          return;
+        }
+        const proto = Object.getPrototypeOf(v);
+        if (proto !== Object.prototype && proto !== null) this.fail();
+        const keys = Object.keys(v);
+        const layout = this.layoutOf(keys);
+        const o = v as Record<string, unknown>;
+        this.push(TAG_OBJECT);
+        this.push(keys.length);
+        for (let i = 0; i < keys.length; i++) {
+          this.push(layout.ids[i]);
+          this.put(o[keys[layout.order[i]]], depth + 1);
+        }
+        return;
+      }
+      default:
+        this.fail();
+    }
+  }
+
+  /** Finds the first non-data field of the value being encoded and throws a DataError naming it. */
+  private fail(): never {
+    const problem = findNonData(this.current, '', []);
+    throw problem ?? new DataError('', 'nesting too deep');
+  }
+
+  /**
+   * Decodes words[start ..] back into a value. The explorer's decoded states are not frozen (frozen objects
+   * slow down the spreads effects are written with); it catches mutation by re-encoding instead.
+   */
+  decode(words: Int32Array, start: number, freeze = false): Data {
+    this.pos = start;
+    this.src = words;
+    this.freeze = freeze;
+    return this.read();
+  }
+
+  private pos = 0;
+  private src: Int32Array = new Int32Array(0);
+  private freeze = false;
+
+  private read(): Data {
+    const words = this.src;
+    const tag = words[this.pos++];
+    switch (tag) {
+      case TAG_NULL:
+        return null;
+      case TAG_FALSE:
+        return false;
+      case TAG_TRUE:
+        return true;
+      case TAG_INT:
+        return words[this.pos++];
+      case TAG_FLOAT:
+        floatWords[0] = words[this.pos++];
+        floatWords[1] = words[this.pos++];
+        return floatView[0];
+      case TAG_STRING:
+        return this.strings[words[this.pos++]];
+      case TAG_ARRAY: {
+        const n = words[this.pos++];
+        const a = new Array<Data>(n);
+        for (let i = 0; i < n; i++) a[i] = this.read();
+        return this.freeze ? Object.freeze(a) : a;
+      }
+      case TAG_OBJECT: {
+        const n = words[this.pos++];
+        const o: Record<string, Data> = {};
+        for (let i = 0; i < n; i++) {
+          const k = this.strings[words[this.pos++]];
+          o[k] = this.read();
+        }
+        return this.freeze ? Object.freeze(o) : o;
+      }
+      default:
+        throw new Error(`corrupt state encoding: tag ${tag} at word ${this.pos - 1}`);
+    }
+  }
+
+  /** True when words[0..length) equal other[start .. start+length). */
+  sameAs(other: Int32Array, start: number, length: number): boolean {
+    if (length !== this.length) return false;
+    const w = this.words;
+    for (let i = 0; i < length; i++) if (w[i] !== other[start + i]) return false;
+    return true;
+  }
+}
+
+interface KeyLayout {
+  readonly keys: readonly string[];
+  /** order[i]: index into `keys` of the i-th key in sorted order. */
+  readonly order: Int32Array;
+  /** Interned ids of the keys in sorted order. */
+  readonly ids: Int32Array;
+}
+
+/** The slow, precise walk: the path and nature of the first value that is not plain data, or a cycle. */
+function findNonData(v: unknown, path: string, ancestors: object[]): DataError | undefined {
+  switch (typeof v) {
+    case 'boolean':
+    case 'string':
+      return undefined;
+    case 'number':
+      return Number.isFinite(v) ? undefined : new DataError(path, `${v} is not allowed in a state (use null or a finite number)`);
+    case 'object': {
+      if (v === null) return undefined;
+      if (ancestors.includes(v)) return new DataError(path, 'the state contains a cycle (a value that contains itself)');
+      ancestors.push(v);
+      try {
+        if (Array.isArray(v)) {
+          for (let i = 0; i < v.length; i++) {
+            const bad = findNonData(v[i], `${path}[${i}]`, ancestors);
+            if (bad) return bad;
+          }
+          return undefined;
+        }
+        const proto = Object.getPrototypeOf(v);
+        if (proto !== Object.prototype && proto !== null) {
+          const kind = (v as object).constructor?.name ?? 'an object with a prototype';
+          return new DataError(path, `a ${kind} is not plain data (use arrays and plain objects)`);
+        }
+        for (const [k, child] of Object.entries(v)) {
+          const bad = findNonData(child, joinPath(path, k), ancestors);
+          if (bad) return bad;
+        }
+        return undefined;
+      } finally {
+        ancestors.pop();
+      }
+    }
+    default:
+      return new DataError(path, `${describeNonData(v)} is not allowed in a state`);
+  }
+}
+
+export function joinPath(base: string, key: string): string {
+  const k = /^[A-Za-z_$][\w$]*$/.test(key) ? key : JSON.stringify(key);
+  if (k === key) return base ? `${base}.${key}` : key;
+  return `${base}[${k}]`;
+}
+
+function describeNonData(v: unknown): string {
+  switch (typeof v) {
+    case 'undefined':
+      return 'undefined';
+    case 'function':
+      return `a function${(v as { name?: string }).name ? ` (${(v as { name: string }).name})` : ''}`;
+    case 'bigint':
+      return `a bigint (${String(v)}n)`;
+    case 'symbol':
+      return 'a symbol';
+    default:
+      return typeof v;
+  }
+}
+
+/** Deep-freezes a value in place (used on initial states so that effects cannot mutate them either). */
+export function deepFreeze<T>(v: T): T {
+  if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const child of Object.values(v as object)) deepFreeze(child);
+  }
+  return v;
+}
+
+/** One changed leaf between two states: `path` as a reader would write it (`rank[1].flag`). */
+export interface FieldChange {
+  readonly path: string;
+  readonly before: Data | undefined;
+  readonly after: Data | undefined;
+}
+
+/** The leaf fields that differ between two states, in a stable order. */
+export function diff(before: Data, after: Data, path = ''): FieldChange[] {
+  const out: FieldChange[] = [];
+  diffInto(before, after, path, out);
+  return out;
+}
+
+function diffInto(a: Data | undefined, b: Data | undefined, path: string, out: FieldChange[]): void {
+  if (a === b) return;
+  const aObj = a !== null && typeof a === 'object';
+  const bObj = b !== null && typeof b === 'object';
+  if (aObj && bObj && Array.isArray(a) === Array.isArray(b)) {
+    if (Array.isArray(a)) {
+      const bb = b as readonly Data[];
+      // Arrays of scalars that changed length read better as one change than as a list of index edits.
+      if (a.length !== bb.length && a.every(isScalar) && bb.every(isScalar)) {
+        out.push({ path, before: a, after: b });
+        return;
+      }
+      const n = Math.max(a.length, bb.length);
+      for (let i = 0; i < n; i++) diffInto(a[i], bb[i], `${path}[${i}]`, out);
+      return;
+    }
+    const ao = a as Record<string, Data>;
+    const bo = b as Record<string, Data>;
+    const keys = [...new Set([...Object.keys(ao), ...Object.keys(bo)])];
+    for (const k of keys) diffInto(ao[k], bo[k], joinPath(path, k), out);
+    return;
+  }
+  if (equalData(a, b)) return;
+  out.push({ path, before: a, after: b });
+}
+
+function isScalar(v: Data): boolean {
+  return v === null || typeof v !== 'object';
+}
+
+/** Structural equality of two data values. */
+export function equalData(a: Data | undefined, b: Data | undefined): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as readonly Data[];
+    return a.length === bb.length && a.every((x, i) => equalData(x, bb[i]));
+  }
+  const ao = a as Record<string, Data>;
+  const bo = b as Record<string, Data>;
+  const ka = Object.keys(ao);
+  if (ka.length !== Object.keys(bo).length) return false;
+  return ka.every((k) => k in bo && equalData(ao[k], bo[k]));
+}
+
+/** Compact one-line rendering of data for traces: strings unquoted where unambiguous. */
+export function show(v: Data | undefined, max = 160): string {
+  const s = showRaw(v);
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+function showRaw(v: Data | undefined): string {
+  if (v === undefined) return '(absent)';
+  if (v === null) return 'null';
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v !== 'object') return String(v);
+  if (Array.isArray(v)) return `[${v.map(showRaw).join(', ')}]`;
+  const o = v as Record<string, Data>;
+  return `{${Object.keys(o)
+    .map((k) => `${k}: ${showRaw(o[k])}`)
+    .join(', ')}}`;
+}

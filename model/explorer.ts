@@ -1,0 +1,408 @@
+/**
+ * The explicit-state explorer: breadth-first, so the first violation found is at the least depth and its
+ * trace is a shortest counterexample. Visited states are 64-bit fingerprints; each state keeps a parent index
+ * and the action instance that reached it (4 + 4 bytes), and a trace is rebuilt by replaying those actions
+ * from the initial state. The queue holds one BFS level at a time as packed word encodings.
+ */
+import { type Data, DataError, Encoder, show } from './data.ts';
+import { FingerprintSet, U32Column, hashWords } from './fingerprints.ts';
+import type { ActionInstance, StepLabel, System } from './system.ts';
+import { formatLabel } from './system.ts';
+import { type Trace, buildTrace } from './trace.ts';
+
+export type Verdict = 'holds' | 'violated' | 'incomplete' | 'error';
+export type PropertyKind = 'invariant' | 'action-property' | 'deadlock' | 'reachability' | 'liveness';
+
+export interface CheckOptions {
+  readonly maxStates?: number;
+  readonly maxDepth?: number;
+  /** Seconds. */
+  readonly timeLimit?: number;
+  /** Called about once a second while the search runs. */
+  readonly onProgress?: (stats: Stats) => void;
+}
+
+export interface Stats {
+  /** Distinct states found. */
+  readonly states: number;
+  readonly transitions: number;
+  /** Depth of the deepest BFS level reached. */
+  readonly depth: number;
+  readonly seconds: number;
+  readonly statesPerSecond: number;
+  /** Bytes of the visited set and trace links per state (fingerprint table + parent + action columns). */
+  readonly bytesPerState: number;
+  readonly peakRssMB: number;
+}
+
+export interface CheckResult {
+  readonly verdict: Verdict;
+  readonly property?: string;
+  readonly propertyKind?: PropertyKind;
+  readonly message?: string;
+  readonly trace?: Trace;
+  /** At a deadlock: what each blocked actor waits for (from the model's `explainStuck`). */
+  readonly stuck?: readonly string[];
+  /** Why an incomplete search stopped. */
+  readonly reason?: string;
+  readonly stats: Stats;
+}
+
+const NO_PARENT = 0xffffffff;
+
+/** Raised inside the search when the model itself misbehaves (throws, mutates, returns non-data). */
+class ModelFault extends Error {
+  constructor(
+    message: string,
+    readonly stateIndex: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A level of the BFS queue: concatenated encodings plus each state's start offset. */
+class Level {
+  words = new Int32Array(1 << 12);
+  used = 0;
+  starts = new Uint32Array(1 << 10);
+  count = 0;
+
+  push(src: Int32Array, len: number): void {
+    if (this.used + len > this.words.length) {
+      let cap = this.words.length * 2;
+      while (cap < this.used + len) cap *= 2;
+      const w = new Int32Array(cap);
+      w.set(this.words.subarray(0, this.used));
+      this.words = w;
+    }
+    if (this.count === this.starts.length) {
+      const s = new Uint32Array(this.starts.length * 2);
+      s.set(this.starts);
+      this.starts = s;
+    }
+    this.words.set(src.subarray(0, len), this.used);
+    this.starts[this.count++] = this.used;
+    this.used += len;
+  }
+
+  reset(): void {
+    this.used = 0;
+    this.count = 0;
+  }
+
+  get bytes(): number {
+    return this.words.byteLength + this.starts.byteLength;
+  }
+}
+
+export function check<S>(system: System<S>, options: CheckOptions = {}): CheckResult {
+  return new Search(system, options).run();
+}
+
+class Search<S> {
+  private readonly enc = new Encoder();
+  private readonly seen = new FingerprintSet(1 << 16);
+  private readonly parent = new U32Column();
+  private readonly via = new U32Column();
+  private readonly fp = new Uint32Array(2);
+  private transitions = 0;
+  private depth = 0;
+  private readonly started = performance.now();
+  private peakRss = process.memoryUsage.rss();
+  private readonly reachedGoals = new Set<string>();
+
+  constructor(
+    private readonly system: System<S>,
+    private readonly opts: CheckOptions,
+  ) {}
+
+  run(): CheckResult {
+    try {
+      return this.search();
+    } catch (e) {
+      if (e instanceof ModelFault) {
+        return { verdict: 'error', message: e.message, stats: this.stats() };
+      }
+      throw e;
+    }
+  }
+
+  private search(): CheckResult {
+    const { spec, instances } = this.system;
+    const invariants = Object.entries(spec.invariants ?? {});
+    const actionProps = Object.entries(spec.actionProperties ?? {});
+    const goals = Object.entries(spec.reachable ?? {});
+    const terminal = spec.terminal;
+    const maxStates = this.opts.maxStates ?? Infinity;
+    const maxDepth = this.opts.maxDepth ?? Infinity;
+    const deadline = this.opts.timeLimit !== undefined ? this.started + this.opts.timeLimit * 1000 : Infinity;
+    let nextProgress = this.started + 1000;
+
+    let cur = new Level();
+    let next = new Level();
+
+    // Initial states: depth 0.
+    for (let i = 0; i < this.system.inits.length; i++) {
+      const s = this.system.inits[i];
+      this.enc.encode(s);
+      if (this.addState(NO_PARENT, i)) {
+        cur.push(this.enc.words, this.enc.length);
+        const bad = this.checkState(s, this.parent.length - 1, invariants, goals);
+        if (bad) return bad;
+      }
+    }
+
+    let levelBase = 0;
+    while (cur.count > 0) {
+      if (this.depth >= maxDepth) {
+        return this.incomplete(`depth limit ${maxDepth} reached with ${cur.count} states still to expand`);
+      }
+      for (let k = 0; k < cur.count; k++) {
+        const idx = levelBase + k;
+        const s = this.enc.decode(cur.words, cur.starts[k]) as S;
+        let enabled = 0;
+        for (let a = 0; a < instances.length; a++) {
+          const inst = instances[a];
+          if (!this.guard(inst, s, idx)) continue;
+          enabled++;
+          const t = this.apply(inst, s, idx);
+          this.transitions++;
+          for (const [name, prop] of actionProps) {
+            let ok: boolean;
+            try {
+              ok = prop(s, inst.label, t);
+            } catch (e) {
+              throw new ModelFault(
+                `action property '${name}' threw on step ${formatLabel(inst.label)}: ${errText(e)}\n  from state: ${show(s as Data, 600)}`,
+                idx,
+              );
+            }
+            if (!ok) {
+              const trace = this.traceTo(idx, [inst]);
+              return this.violated(name, 'action-property', `step ${formatLabel(inst.label)} breaks '${name}'`, trace);
+            }
+          }
+          if (this.addState(idx, inst.id)) {
+            next.push(this.enc.words, this.enc.length);
+            const bad = this.checkState(t, this.parent.length - 1, invariants, goals);
+            if (bad) return bad;
+            if (this.parent.length >= maxStates) {
+              return this.incomplete(`state limit ${maxStates} reached`);
+            }
+          }
+        }
+        // An effect that mutated `s` would have computed wrong successors: re-encode and compare to catch it.
+        this.enc.encode(s);
+        const len = (k + 1 < cur.count ? cur.starts[k + 1] : cur.used) - cur.starts[k];
+        if (!this.enc.sameAs(cur.words, cur.starts[k], len)) this.blameMutation(cur.words, cur.starts[k], idx);
+        if (enabled === 0 && !(terminal && this.isTerminal(terminal, s, idx))) {
+          const stuck = spec.explainStuck ? safeLines(() => spec.explainStuck!(s)) : undefined;
+          const trace = this.traceTo(idx, []);
+          const msg = `deadlock: no action is enabled after ${trace.steps.length} steps, and the state is not terminal`;
+          return { ...this.violated('deadlock', 'deadlock', msg, trace), ...(stuck ? { stuck } : {}) };
+        }
+        if ((k & 255) === 0) {
+          const now = performance.now();
+          if (now > deadline) return this.incomplete(`time limit ${this.opts.timeLimit} s reached`);
+          if (now >= nextProgress) {
+            nextProgress = now + 1000;
+            this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
+            this.opts.onProgress?.(this.stats());
+          }
+        }
+      }
+      levelBase += cur.count;
+      [cur, next] = [next, cur];
+      next.reset();
+      if (cur.count > 0) this.depth++;
+    }
+
+    for (const [name] of goals) {
+      if (!this.reachedGoals.has(name)) {
+        return this.violated(
+          name,
+          'reachability',
+          `no reachable state satisfies '${name}' (all ${this.parent.length} states explored)`,
+          undefined,
+        );
+      }
+    }
+    return { verdict: 'holds', stats: this.stats() };
+  }
+
+  /** Fingerprints the encoding in `enc`; records a new state's parent link and returns true if new. */
+  private addState(parent: number, via: number): boolean {
+    hashWords(this.enc.words, this.enc.length, this.fp);
+    if (!this.seen.add(this.fp[0], this.fp[1])) return false;
+    this.parent.push(parent);
+    this.via.push(via);
+    return true;
+  }
+
+  private checkState(
+    s: S,
+    idx: number,
+    invariants: [string, (s: S) => boolean][],
+    goals: [string, (s: S) => boolean][],
+  ): CheckResult | undefined {
+    for (const [name, inv] of invariants) {
+      let ok: boolean;
+      try {
+        ok = inv(s);
+      } catch (e) {
+        throw new ModelFault(`invariant '${name}' threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`, idx);
+      }
+      if (!ok) {
+        const trace = this.traceTo(idx, []);
+        return this.violated(name, 'invariant', `invariant '${name}' is violated after ${trace.steps.length} steps`, trace);
+      }
+    }
+    for (const [name, goal] of goals) {
+      if (this.reachedGoals.has(name)) continue;
+      let hit: boolean;
+      try {
+        hit = goal(s);
+      } catch (e) {
+        throw new ModelFault(`reachability property '${name}' threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`, idx);
+      }
+      if (hit) this.reachedGoals.add(name);
+    }
+    return undefined;
+  }
+
+  private guard(inst: ActionInstance<S>, s: S, idx: number): boolean {
+    const g = inst.action.spec.guard;
+    if (!g) return true;
+    try {
+      return g(s, inst.params);
+    } catch (e) {
+      throw new ModelFault(
+        `guard of action ${formatLabel(inst.label)} threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`,
+        idx,
+      );
+    }
+  }
+
+  /** Runs the effect and encodes its result into `enc`, turning each way it can misbehave into a ModelFault. */
+  private apply(inst: ActionInstance<S>, s: S, idx: number): S {
+    let t: S;
+    try {
+      t = inst.action.spec.effect(s, inst.params);
+    } catch (e) {
+      if (e instanceof TypeError && /read[- ]only|not extensible|Cannot (add|delete|assign|define)/i.test(e.message)) {
+        const field = /property '([^']+)'/.exec(e.message)?.[1] ?? /property (\S+)/.exec(e.message)?.[1];
+        throw new ModelFault(
+          `effect of action ${formatLabel(inst.label)} mutated its input state${field ? ` (field '${field}')` : ''}: ` +
+            `${e.message}. Return a new state instead, e.g. { ...s, field: value }.\n  on state: ${show(s as Data, 600)}`,
+          idx,
+        );
+      }
+      throw new ModelFault(
+        `effect of action ${formatLabel(inst.label)} threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`,
+        idx,
+      );
+    }
+    try {
+      this.enc.encode(t);
+    } catch (e) {
+      if (e instanceof DataError) {
+        const what = e.path === '' && t === undefined ? 'returned undefined (an effect must return the next state)' : `produced a bad field ${e.message}`;
+        throw new ModelFault(`effect of action ${formatLabel(inst.label)} ${what}\n  from state: ${show(s as Data, 600)}`, idx);
+      }
+      throw e;
+    }
+    return t;
+  }
+
+  /** Some effect mutated the state it was given: re-run each on a frozen copy to name the action and field. */
+  private blameMutation(words: Int32Array, start: number, idx: number): never {
+    for (const inst of this.system.instances) {
+      const frozen = this.enc.decode(words, start, true) as S;
+      if (!this.guard(inst, frozen, idx)) continue;
+      this.apply(inst, frozen, idx);
+    }
+    const s = this.enc.decode(words, start, true);
+    throw new ModelFault(`an effect or guard mutated its input state (could not tell which)\n  on state: ${show(s, 600)}`, idx);
+  }
+
+  private isTerminal(terminal: (s: S) => boolean, s: S, idx: number): boolean {
+    try {
+      return terminal(s);
+    } catch (e) {
+      throw new ModelFault(`terminal predicate threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`, idx);
+    }
+  }
+
+  /** The shortest path to state `idx` (then `extra` steps), replayed from its initial state. */
+  private traceTo(idx: number, extra: ActionInstance<S>[]): Trace {
+    const chain: number[] = [];
+    let i = idx;
+    while (this.parent.get(i) !== NO_PARENT) {
+      chain.push(this.via.get(i));
+      i = this.parent.get(i);
+    }
+    const initial = this.system.inits[this.via.get(i)];
+    const path = [...chain.reverse().map((id) => this.system.instances[id]), ...extra];
+    return replay(initial, path);
+  }
+
+  private violated(property: string, kind: PropertyKind, message: string, trace: Trace | undefined): CheckResult {
+    // A violation's depth is its counterexample's length (the search may have been part-way through a level).
+    const stats = this.stats();
+    const depth = trace ? Math.max(stats.depth, trace.steps.length) : stats.depth;
+    return { verdict: 'violated', property, propertyKind: kind, message, ...(trace ? { trace } : {}), stats: { ...stats, depth } };
+  }
+
+  private incomplete(reason: string): CheckResult {
+    return { verdict: 'incomplete', reason, stats: this.stats() };
+  }
+
+  private stats(): Stats {
+    const seconds = (performance.now() - this.started) / 1000;
+    const states = this.parent.length;
+    this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
+    const bytes = this.seen.bytes + this.parent.bytes + this.via.bytes;
+    return {
+      states,
+      transitions: this.transitions,
+      depth: this.depth,
+      seconds,
+      statesPerSecond: seconds > 0 ? states / seconds : 0,
+      bytesPerState: states > 0 ? bytes / states : 0,
+      peakRssMB: this.peakRss / (1 << 20),
+    };
+  }
+}
+
+/** Replays action instances from a state, rebuilding each state and the step's sentence. */
+export function replay<S>(initial: S, path: readonly ActionInstance<S>[]): Trace {
+  const steps: { label: StepLabel; text?: string; state: Data }[] = [];
+  let s = initial;
+  for (const inst of path) {
+    const describe = inst.action.spec.describe;
+    const text = describe ? safeText(() => describe(inst.params, s)) : undefined;
+    s = inst.action.spec.effect(s, inst.params);
+    steps.push({ label: inst.label, ...(text !== undefined ? { text } : {}), state: s as Data });
+  }
+  return buildTrace(initial as Data, steps);
+}
+
+function safeText(f: () => string): string | undefined {
+  try {
+    return f();
+  } catch {
+    return undefined;
+  }
+}
+
+function safeLines(f: () => readonly string[]): readonly string[] | undefined {
+  try {
+    return f();
+  } catch (e) {
+    return [`(explainStuck threw: ${errText(e)})`];
+  }
+}
+
+export function errText(e: unknown): string {
+  return e instanceof Error ? `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}` : String(e);
+}

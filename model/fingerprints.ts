@@ -1,0 +1,122 @@
+/**
+ * The visited set: 64-bit fingerprints of encoded states in one open-addressing table of Uint32 pairs.
+ * A JS Set of strings tops out at 16.7 M entries and costs ~200 bytes a key; this costs 8 bytes a slot.
+ * Two distinct states share a fingerprint with probability about n² / 2⁶⁵ (1.7 M states: ~1e-7).
+ */
+
+/** 64-bit hash of words[0..length) as two 32-bit lanes (murmur3-style mixing with different seeds). */
+export function hashWords(words: Int32Array, length: number, out: Uint32Array): void {
+  let h1 = 0x9747b28c | 0;
+  let h2 = 0x85ebca6b | 0;
+  for (let i = 0; i < length; i++) {
+    let k = Math.imul(words[i], 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h1 ^= k;
+    h1 = (h1 << 13) | (h1 >>> 19);
+    h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
+    h2 = (h2 + Math.imul(words[i] ^ (i << 8), 0x27d4eb2f)) | 0;
+    h2 = Math.imul(h2 ^ (h2 >>> 15), 0x165667b1);
+  }
+  h1 ^= length;
+  h1 = fmix(h1);
+  h2 = fmix(h2 ^ h1);
+  out[0] = h1 >>> 0;
+  out[1] = h2 >>> 0;
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h;
+}
+
+export class FingerprintSet {
+  private table: Uint32Array;
+  private mask: number;
+  size = 0;
+
+  constructor(initialCapacity = 1 << 16) {
+    let cap = 1 << 10;
+    while (cap < initialCapacity) cap <<= 1;
+    this.table = new Uint32Array(cap * 2);
+    this.mask = cap - 1;
+  }
+
+  get capacity(): number {
+    return this.mask + 1;
+  }
+
+  get bytes(): number {
+    return this.table.byteLength;
+  }
+
+  /** Inserts the fingerprint (hi, lo); returns true when it was not there before. */
+  add(hi: number, lo: number): boolean {
+    // (0, 0) marks an empty slot, so the one fingerprint that equals it is nudged.
+    if (hi === 0 && lo === 0) lo = 1;
+    const t = this.table;
+    let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
+    for (;;) {
+      const a = t[2 * i];
+      const b = t[2 * i + 1];
+      if (a === 0 && b === 0) {
+        t[2 * i] = hi;
+        t[2 * i + 1] = lo;
+        if (++this.size * 4 > this.capacity * 3) this.grow();
+        return true;
+      }
+      if (a === hi && b === lo) return false;
+      i = (i + 1) & this.mask;
+    }
+  }
+
+  has(hi: number, lo: number): boolean {
+    if (hi === 0 && lo === 0) lo = 1;
+    const t = this.table;
+    let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
+    for (;;) {
+      const a = t[2 * i];
+      const b = t[2 * i + 1];
+      if (a === 0 && b === 0) return false;
+      if (a === hi && b === lo) return true;
+      i = (i + 1) & this.mask;
+    }
+  }
+
+  private grow(): void {
+    const old = this.table;
+    this.table = new Uint32Array(old.length * 2);
+    this.mask = (this.mask << 1) | 1;
+    this.size = 0;
+    for (let i = 0; i < old.length; i += 2) {
+      if (old[i] !== 0 || old[i + 1] !== 0) this.add(old[i], old[i + 1]);
+    }
+  }
+}
+
+/** A growable Uint32 column (parent links, action ids): 4 bytes a state. */
+export class U32Column {
+  data = new Uint32Array(1 << 16);
+  length = 0;
+
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const grown = new Uint32Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    this.data[this.length++] = v;
+  }
+
+  get(i: number): number {
+    return this.data[i];
+  }
+
+  get bytes(): number {
+    return this.data.byteLength;
+  }
+}

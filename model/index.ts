@@ -1,0 +1,19 @@
+/** Interleave's public API: write a system, check it, read its traces. */
+export { type Data, type FieldChange, DataError, diff, equalData, show } from './data.ts';
+export {
+  type Action,
+  type ActionInstance,
+  type ActionSpec,
+  type Params,
+  type StepLabel,
+  type System,
+  type SystemSpec,
+  ModelError,
+  action,
+  actionsOf,
+  defineSystem,
+  formatLabel,
+} from './system.ts';
+export { type Expectation, type Protocol, type Variant, defineProtocol } from './registry.ts';
+export { type CheckOptions, type CheckResult, type PropertyKind, type Stats, type Verdict, check, replay } from './explorer.ts';
+export { type Trace, type TraceStep, buildTrace, formatTrace, traceToJson } from './trace.ts';

@@ -1,0 +1,9 @@
+/**
+ * The built-in protocols, in the order the verdict table prints them. Each is loaded on demand so that one
+ * module's failure to load is reported against that protocol alone.
+ */
+import type { Protocol } from '../model/registry.ts';
+
+export const builtinProtocols: readonly { readonly name: string; readonly load: () => Promise<Protocol> }[] = [
+  // Each protocol module registers here as it lands.
+];

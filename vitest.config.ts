@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    // Two cores in CI: one fork per core keeps the explorer tests from starving each other.
+    pool: 'forks',
+    maxWorkers: 2,
+  },
+});
