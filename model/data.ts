@@ -17,14 +17,18 @@ export class DataError extends Error {
   }
 }
 
+// Word format: the low 3 bits of a head word are its tag, the rest its payload (a small int, a string id, a
+// length). Integers outside the 28-bit payload range and floats take extra words. Keys are plain string ids.
 const TAG_NULL = 0;
 const TAG_FALSE = 1;
 const TAG_TRUE = 2;
 const TAG_INT = 3;
-const TAG_FLOAT = 4;
+const TAG_WIDE = 4; // payload 0: a 32-bit int follows; payload 1: a float64 follows as two words
 const TAG_STRING = 5;
 const TAG_ARRAY = 6;
 const TAG_OBJECT = 7;
+const SMALL_MIN = -(1 << 27);
+const SMALL_MAX = (1 << 27) - 1;
 
 /** Nesting past this depth is taken for a cycle; the slow walk then says which (a shallow state never pays for the check). */
 const CYCLE_CHECK_DEPTH = 200;
@@ -54,10 +58,14 @@ export class Encoder {
     return id;
   }
 
-  /** Encodes `value` from scratch into `this.words[0 .. this.length)`. Throws DataError on non-data. */
-  encode(value: unknown): void {
+  /**
+   * Encodes `value` into `this.words[0 .. this.length)`. Throws DataError on non-data. With `reuse`, subtrees
+   * of the last state decoded with `track` are copied from its encoding (they are the same objects).
+   */
+  encode(value: unknown, reuse = false): void {
     this.length = 0;
     this.current = value;
+    this.useShared = reuse && this.shared.size > 0;
     this.put(value, 0);
   }
 
@@ -97,6 +105,15 @@ export class Encoder {
     return layout;
   }
 
+  /**
+   * Subtrees shared with the state being expanded: an effect that returns `{ ...s, x }` keeps every other
+   * field of `s` by reference, so their words are copied from the parent's encoding instead of re-walked.
+   * Maps a decoded array/object to `start * 65536 + length` in `sharedWords`.
+   */
+  private readonly shared = new Map<object, number>();
+  private sharedWords: Int32Array = new Int32Array(0);
+  private useShared = false;
+
   /** The hot path: no path bookkeeping. On any non-data value it re-walks slowly to name the field. */
   private put(v: unknown, depth: number): void {
     switch (typeof v) {
@@ -104,12 +121,16 @@ export class Encoder {
         this.push(v ? TAG_TRUE : TAG_FALSE);
         return;
       case 'number':
-        if ((v | 0) === v && !Object.is(v, -0)) {
-          this.push(TAG_INT);
-          this.push(v);
+        if ((v | 0) === v) {
+          if (v >= SMALL_MIN && v <= SMALL_MAX) this.push((v << 3) | TAG_INT);
+          else {
+            this.push(TAG_WIDE);
+            this.push(v);
+          }
         } else if (Number.isFinite(v)) {
-          this.push(TAG_FLOAT);
-          floatView[0] = v === 0 ? 0 : v;
+          // -0 is an integer to the checker: only finite non-integers reach here.
+          this.push((1 << 3) | TAG_WIDE);
+          floatView[0] = v;
           this.push(floatWords[0]);
           this.push(floatWords[1]);
         } else {
@@ -117,18 +138,23 @@ export class Encoder {
         }
         return;
       case 'string':
-        this.push(TAG_STRING);
-        this.push(this.intern(v));
+        this.push((this.intern(v) << 3) | TAG_STRING);
         return;
       case 'object': {
         if (v === null) {
           this.push(TAG_NULL);
           return;
         }
+        if (this.useShared) {
+          const at = this.shared.get(v);
+          if (at !== undefined) {
+            this.copyShared(at);
+            return;
+          }
+        }
         if (depth >= CYCLE_CHECK_DEPTH) this.fail();
         if (Array.isArray(v)) {
-          this.push(TAG_ARRAY);
-          this.push(v.length);
+          this.push((v.length << 3) | TAG_ARRAY);
           for (let i = 0; i < v.length; i++) this.put(v[i], depth + 1);
           return;
         }
@@ -137,8 +163,7 @@ export class Encoder {
         const keys = Object.keys(v);
         const layout = this.layoutOf(keys);
         const o = v as Record<string, unknown>;
-        this.push(TAG_OBJECT);
-        this.push(keys.length);
+        this.push((keys.length << 3) | TAG_OBJECT);
         for (let i = 0; i < keys.length; i++) {
           this.push(layout.ids[i]);
           this.put(o[keys[layout.order[i]]], depth + 1);
@@ -150,6 +175,22 @@ export class Encoder {
     }
   }
 
+  private copyShared(at: number): void {
+    const start = Math.floor(at / 65536);
+    const len = at - start * 65536;
+    while (this.length + len > this.words.length) {
+      const grown = new Int32Array(this.words.length * 2);
+      grown.set(this.words);
+      this.words = grown;
+    }
+    // A plain loop: subarray() would allocate a view object per copy on the hot path.
+    const dst = this.words;
+    const src = this.sharedWords;
+    let j = this.length;
+    for (let i = start; i < start + len; i++) dst[j++] = src[i];
+    this.length = j;
+  }
+
   /** Finds the first non-data field of the value being encoded and throws a DataError naming it. */
   private fail(): never {
     const problem = findNonData(this.current, '', []);
@@ -158,23 +199,30 @@ export class Encoder {
 
   /**
    * Decodes words[start ..] back into a value. The explorer's decoded states are not frozen (frozen objects
-   * slow down the spreads effects are written with); it catches mutation by re-encoding instead.
+   * slow down the spreads effects are written with); it catches mutation by re-encoding instead. With
+   * `track`, each decoded array and object remembers where its words are, for `encode(_, true)`.
    */
-  decode(words: Int32Array, start: number, freeze = false): Data {
+  decode(words: Int32Array, start: number, freeze = false, track = false): Data {
     this.pos = start;
     this.src = words;
     this.freeze = freeze;
+    this.track = track;
+    this.shared.clear();
+    if (track) this.sharedWords = words;
     return this.read();
   }
 
   private pos = 0;
   private src: Int32Array = new Int32Array(0);
   private freeze = false;
+  private track = false;
 
   private read(): Data {
     const words = this.src;
-    const tag = words[this.pos++];
-    switch (tag) {
+    const at = this.pos;
+    const head = words[this.pos++];
+    const payload = head >> 3;
+    switch (head & 7) {
       case TAG_NULL:
         return null;
       case TAG_FALSE:
@@ -182,31 +230,36 @@ export class Encoder {
       case TAG_TRUE:
         return true;
       case TAG_INT:
-        return words[this.pos++];
-      case TAG_FLOAT:
+        return payload;
+      case TAG_WIDE:
+        if (payload === 0) return words[this.pos++];
         floatWords[0] = words[this.pos++];
         floatWords[1] = words[this.pos++];
         return floatView[0];
       case TAG_STRING:
-        return this.strings[words[this.pos++]];
+        return this.strings[payload];
       case TAG_ARRAY: {
-        const n = words[this.pos++];
-        const a = new Array<Data>(n);
-        for (let i = 0; i < n; i++) a[i] = this.read();
-        return this.freeze ? Object.freeze(a) : a;
+        // Built by push, not new Array(n): a holey array would send every later .with()/spread down a slow path.
+        const a: Data[] = [];
+        for (let i = 0; i < payload; i++) a.push(this.read());
+        return this.finish(a, at);
       }
-      case TAG_OBJECT: {
-        const n = words[this.pos++];
+      default: {
         const o: Record<string, Data> = {};
-        for (let i = 0; i < n; i++) {
+        for (let i = 0; i < payload; i++) {
           const k = this.strings[words[this.pos++]];
           o[k] = this.read();
         }
-        return this.freeze ? Object.freeze(o) : o;
+        return this.finish(o, at);
       }
-      default:
-        throw new Error(`corrupt state encoding: tag ${tag} at word ${this.pos - 1}`);
     }
+  }
+
+  private finish<T extends object>(v: T, at: number): T {
+    const len = this.pos - at;
+    // Tiny subtrees are cheaper to re-encode than to look up.
+    if (this.track && len >= 4 && len < 65536) this.shared.set(v, at * 65536 + len);
+    return this.freeze ? Object.freeze(v) : v;
   }
 
   /** True when words[0..length) equal other[start .. start+length). */

@@ -159,7 +159,7 @@ class Search<S> {
       }
       for (let k = 0; k < cur.count; k++) {
         const idx = levelBase + k;
-        const s = this.enc.decode(cur.words, cur.starts[k]) as S;
+        const s = this.enc.decode(cur.words, cur.starts[k], false, true) as S;
         let enabled = 0;
         for (let a = 0; a < instances.length; a++) {
           const inst = instances[a];
@@ -303,7 +303,7 @@ class Search<S> {
       );
     }
     try {
-      this.enc.encode(t);
+      this.enc.encode(t, true);
     } catch (e) {
       if (e instanceof DataError) {
         const what = e.path === '' && t === undefined ? 'returned undefined (an effect must return the next state)' : `produced a bad field ${e.message}`;

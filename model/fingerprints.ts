@@ -15,8 +15,7 @@ export function hashWords(words: Int32Array, length: number, out: Uint32Array): 
     h1 ^= k;
     h1 = (h1 << 13) | (h1 >>> 19);
     h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
-    h2 = (h2 + Math.imul(words[i] ^ (i << 8), 0x27d4eb2f)) | 0;
-    h2 = Math.imul(h2 ^ (h2 >>> 15), 0x165667b1);
+    h2 = Math.imul(h2 ^ words[i], 0x01000193);
   }
   h1 ^= length;
   h1 = fmix(h1);

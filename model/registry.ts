@@ -43,5 +43,6 @@ export function isProtocol(x: unknown): x is Protocol {
 }
 
 export function formatExpectation(e: Expectation): string {
-  return e.verdict === 'holds' ? 'holds' : `violated:${e.property}`;
+  if (e.verdict === 'violated') return `violated:${e.property}`;
+  return e.states === undefined ? 'holds' : `holds(${e.states} states)`;
 }

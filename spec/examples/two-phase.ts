@@ -3,7 +3,7 @@
  * decides, messages are a set that is never emptied. The checker's trust test: its distinct state counts
  * are known exactly (288, 1,568, 8,832, 50,816, 296,448, 1,745,408 for 3 to 8 RMs).
  */
-import { actionsOf, defineSystem, type System } from '../../model/index.ts';
+import { actionsOf, defineProtocol, defineSystem, type System } from '../../model/index.ts';
 
 export type RMState = 'working' | 'prepared' | 'committed' | 'aborted';
 
@@ -83,4 +83,24 @@ export function twoPhase(rms: number): System<TwoPhaseState> {
   });
 }
 
-export default twoPhase(3);
+/** Known distinct-state counts (TLC on Lamport's TwoPhase.tla), the checker's exactness test. */
+export const knownStateCounts: Readonly<Record<number, number>> = {
+  3: 288,
+  4: 1_568,
+  5: 8_832,
+  6: 50_816,
+  7: 296_448,
+  8: 1_745_408,
+};
+
+export default defineProtocol<null>({
+  name: 'two-phase',
+  summary: 'two-phase commit; each variant is one number of resource managers, expected to hold with its known state count',
+  configs: { check: null },
+  variants: [3, 4, 5, 6, 7].map((n) => ({
+    name: `rm${n}`,
+    summary: `${n} resource managers`,
+    expect: { verdict: 'holds', states: knownStateCounts[n] } as const,
+    build: () => twoPhase(n),
+  })),
+});
