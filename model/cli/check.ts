@@ -23,7 +23,7 @@ export const checkHelp = `interleave check [TARGET...] [options]
 export interface Outcome {
   readonly target: Target;
   readonly result: CheckResult;
-  /** Whether the verdict is what the target expects (a user system expects `holds`). */
+  /** Whether the verdict is what the target expects. */
   readonly asExpected: boolean;
 }
 
@@ -36,7 +36,7 @@ export function runTarget(target: Target, opts: Parameters<typeof check>[1]): Ou
     const stats = { states: 0, transitions: 0, depth: 0, seconds: 0, statesPerSecond: 0, bytesPerState: 0, peakRssMB: 0 };
     result = { verdict: 'error', message: e.message, stats };
   }
-  const exp = target.expected ?? { verdict: 'holds' };
+  const exp = target.expected;
   const asExpected =
     exp.verdict === 'holds'
       ? result.verdict === 'holds' && (exp.states === undefined || exp.states === result.stats.states)
@@ -95,7 +95,7 @@ function toJson(o: Outcome) {
   return {
     protocol: o.target.protocol,
     variant: o.target.variant,
-    expected: o.target.expected ? formatExpectation(o.target.expected) : null,
+    expected: formatExpectation(o.target.expected),
     verdict: r.verdict,
     property: r.property ?? null,
     states: r.stats.states,
@@ -113,7 +113,7 @@ export function formatOutcomes(outcomes: readonly Outcome[], opts: { traces: boo
   const rows = outcomes.map((o) => [
     o.target.protocol,
     o.target.variant,
-    o.target.expected ? formatExpectation(o.target.expected) : '-',
+    formatExpectation(o.target.expected),
     o.result.verdict,
     o.result.property ?? '',
     o.result.stats.states,

@@ -14,8 +14,8 @@ export interface Target {
   readonly protocol: string;
   readonly variant: string;
   readonly summary: string;
-  /** Absent for a user's plain system: then any violation is a failure. */
-  readonly expected?: Expectation;
+  /** A user's plain system is expected to hold. */
+  readonly expected: Expectation;
   /** Builds the system; may throw a ModelError (reported as an `error` verdict). */
   readonly build: () => System<any>;
 }
@@ -78,7 +78,7 @@ export async function resolveTarget(raw: string, configName?: string): Promise<T
     if (isProtocol(exported)) return protocolTargets(exported, variant, configName);
     if (isSystem(exported)) {
       if (variant !== undefined) throw new UsageError(`model file '${path}' exports one system, not a protocol with variants: drop ':${variant}'`);
-      return [{ protocol: path, variant: exported.name, summary: 'user model', build: () => exported }];
+      return [{ protocol: path, variant: exported.name, summary: 'user model', expected: { verdict: 'holds' }, build: () => exported }];
     }
     throw new UsageError(
       `model file '${path}' must export (as default) a system from defineSystem(...) or a protocol from defineProtocol(...)`,
