@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64
 // Runs one TypeScript entry file (benchmarks, scripts) through tsx without a build step.
 import { register } from 'tsx/esm/api';
 import { pathToFileURL } from 'node:url';

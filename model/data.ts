@@ -4,6 +4,8 @@
  * frozen value, and checks on the way that nothing else (functions, undefined, NaN, cycles) slipped in.
  */
 
+import { type SharedLookup, type ShapeEncoder, compileShapeEncoder } from './shape-encoder.ts';
+
 export type Data = null | boolean | number | string | readonly Data[] | { readonly [key: string]: Data };
 
 /** A state (or action parameter) that is not plain data; `path` names the offending field, e.g. `rm[2].flag`. */
@@ -63,10 +65,54 @@ export class Encoder {
    * of the last state decoded with `track` are copied from its encoding (they are the same objects).
    */
   encode(value: unknown, reuse = false): void {
+    this.useShared = reuse && this.shared.size > 0;
+    const fast = this.fast;
+    if (fast !== undefined) {
+      if (this.words.length < fast.maxWords) this.words = new Int32Array(fast.maxWords * 2);
+      const n = fast.encode(value, this.words, this.useShared ? this.sharedLookup : null);
+      if (n >= 0) {
+        this.length = n;
+        return;
+      }
+      // Mostly off-shape values: the compiled path only costs, so drop it.
+      if (++this.fastMisses > 1000 && this.fastMisses * 2 > ++this.fastTries) this.fast = undefined;
+    }
     this.length = 0;
     this.current = value;
-    this.useShared = reuse && this.shared.size > 0;
     this.put(value, 0);
+  }
+
+  private fast: ShapeEncoder | undefined = undefined;
+  private fastMisses = 0;
+  private fastTries = 0;
+  private fastStrings = -1;
+
+  private readonly sharedLookup: SharedLookup = {
+    copy: (v, w, at) => {
+      const e = this.shared.get(v);
+      if (e === undefined) return -1;
+      const start = this.spans[2 * e];
+      const len = this.spans[2 * e + 1];
+      if (at + len > w.length) return -1;
+      const src = this.sharedWords;
+      for (let i = 0; i < len; i++) w[at + i] = src[start + i];
+      return at + len;
+    },
+  };
+
+  /**
+   * Compiles (or recompiles, once new strings have appeared) the fast path for states shaped like `sample`.
+   * Cheap; the explorer calls it at each BFS level while the string table still grows.
+   */
+  specialise(sample: Data): void {
+    if (this.strings.length === this.fastStrings) return;
+    this.fastStrings = this.strings.length;
+    const own = new Set<string>();
+    collectStrings(sample, own);
+    const known = [...own, ...this.strings.filter((x) => !own.has(x))];
+    this.fast = compileShapeEncoder(sample, (x) => this.intern(x), known);
+    this.fastMisses = 0;
+    this.fastTries = 0;
   }
 
   private push(w: number): void {
@@ -108,9 +154,11 @@ export class Encoder {
   /**
    * Subtrees shared with the state being expanded: an effect that returns `{ ...s, x }` keeps every other
    * field of `s` by reference, so their words are copied from the parent's encoding instead of re-walked.
-   * Maps a decoded array/object to `start * 65536 + length` in `sharedWords`.
+   * Maps a decoded array/object to an entry of `spans` ([start, length] in `sharedWords`): a small-integer
+   * map value, where `start * 65536 + length` would allocate a heap number per entry.
    */
   private readonly shared = new Map<object, number>();
+  private spans = new Int32Array(256);
   private sharedWords: Int32Array = new Int32Array(0);
   private useShared = false;
 
@@ -175,9 +223,9 @@ export class Encoder {
     }
   }
 
-  private copyShared(at: number): void {
-    const start = Math.floor(at / 65536);
-    const len = at - start * 65536;
+  private copyShared(entry: number): void {
+    const start = this.spans[2 * entry];
+    const len = this.spans[2 * entry + 1];
     while (this.length + len > this.words.length) {
       const grown = new Int32Array(this.words.length * 2);
       grown.set(this.words);
@@ -258,7 +306,17 @@ export class Encoder {
   private finish<T extends object>(v: T, at: number): T {
     const len = this.pos - at;
     // Tiny subtrees are cheaper to re-encode than to look up.
-    if (this.track && len >= 4 && len < 65536) this.shared.set(v, at * 65536 + len);
+    if (this.track && len >= 4) {
+      const entry = this.shared.size;
+      if (2 * entry + 2 > this.spans.length) {
+        const grown = new Int32Array(this.spans.length * 2);
+        grown.set(this.spans);
+        this.spans = grown;
+      }
+      this.spans[2 * entry] = at;
+      this.spans[2 * entry + 1] = len;
+      this.shared.set(v, entry);
+    }
     return this.freeze ? Object.freeze(v) : v;
   }
 
@@ -322,6 +380,11 @@ export function joinPath(base: string, key: string): string {
   const k = /^[A-Za-z_$][\w$]*$/.test(key) ? key : JSON.stringify(key);
   if (k === key) return base ? `${base}.${key}` : key;
   return `${base}[${k}]`;
+}
+
+function collectStrings(v: Data, out: Set<string>): void {
+  if (typeof v === 'string') out.add(v);
+  else if (v !== null && typeof v === 'object') for (const c of Object.values(v)) collectStrings(c, out);
 }
 
 function describeNonData(v: unknown): string {

@@ -212,6 +212,7 @@ class Search<S> {
         }
       }
       levelBase += cur.count;
+      this.enc.specialise(this.system.inits[0] as Data);
       [cur, next] = [next, cur];
       next.reset();
       if (cur.count > 0) this.depth++;
