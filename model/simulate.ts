@@ -1,0 +1,465 @@
+/**
+ * Simulation: random walks over a model, for configurations too large to enumerate. Each walk is a sequence
+ * of choice indices drawn by fast-check (each taken modulo the number of action instances enabled at that
+ * step), so a failing walk is shrunk by fast-check like any other counterexample, then minimised once more on
+ * the concrete path (dropping steps that the violation does not need). The result is a Trace in the format
+ * every engine reports in. Walks check invariants, action properties and deadlocks (a non-terminal state with
+ * no enabled action); reachability goals are tallied (a goal no walk reached is reported, never proved).
+ *
+ * Everything is deterministic given (seed, runs, depth): the seed is printed, and the same seed replays the
+ * same walks, the same shrink and the same trace.
+ */
+import fc from 'fast-check';
+import { type Data, DataError, Encoder, deepFreeze, show } from './data.ts';
+import { type PropertyKind, errText, replay } from './explorer.ts';
+import type { ActionInstance, StepLabel, System } from './system.ts';
+import { formatLabel } from './system.ts';
+import type { Trace } from './trace.ts';
+
+export interface SimulateOptions<S = unknown> {
+  /** Number of random walks (default 1000). */
+  readonly runs?: number;
+  /** Most steps in one walk (default 200). */
+  readonly depth?: number;
+  /** fast-check seed; a random one is drawn (and reported) when absent. */
+  readonly seed?: number;
+  /** fast-check replay path of a counterexample (from an earlier result's `path`): re-runs that walk only. */
+  readonly path?: string;
+  /** Seconds; walks stop (not failing) when it is spent. */
+  readonly timeLimit?: number;
+  /** Called on every state a walk reaches (initial states included); for tests and coverage tools. */
+  readonly onState?: (s: S) => void;
+}
+
+export type SimulationVerdict = 'violated' | 'no-violation' | 'error';
+
+export interface SimulationStats {
+  /** Walks run (up to and including the first failing one). */
+  readonly runs: number;
+  /** Steps taken over all walks, shrinking included. */
+  readonly steps: number;
+  readonly seconds: number;
+  readonly stepsPerSecond: number;
+  /** Length of the longest walk. */
+  readonly longestWalk: number;
+}
+
+export interface SimulationResult {
+  /** `no-violation` is never a proof: it says that `runs` walks of at most `depth` steps found nothing. */
+  readonly verdict: SimulationVerdict;
+  readonly property?: string;
+  readonly propertyKind?: PropertyKind;
+  readonly message?: string;
+  /** The shrunk counterexample. */
+  readonly trace?: Trace;
+  /** At a deadlock: what each blocked actor waits for (the model's `explainStuck`). */
+  readonly stuck?: readonly string[];
+  readonly seed: number;
+  readonly runsRequested: number;
+  readonly depth: number;
+  /** fast-check's path to the counterexample, for `path` replay. */
+  readonly path?: string;
+  /** Steps of the failing walk as first found, before any shrinking. */
+  readonly foundLength?: number;
+  /** Shrink steps fast-check took. */
+  readonly shrinks?: number;
+  /** Reachability goals that no walk reached (not a proof that they are unreachable). */
+  readonly unreached: readonly string[];
+  /** True when the time limit stopped the walks early. */
+  readonly interrupted: boolean;
+  readonly stats: SimulationStats;
+}
+
+/** Why a walk failed, and the concrete path (instance ids) that reaches the failure. */
+interface WalkFailure {
+  readonly kind: PropertyKind | 'error';
+  readonly property: string;
+  readonly message: string;
+  readonly init: number;
+  readonly path: readonly number[];
+  readonly stuck?: readonly string[];
+}
+
+/** Raised inside a walk when the model itself misbehaves. */
+class WalkFault extends Error {}
+
+type WalkInput = readonly [number, readonly number[]];
+
+export function simulate<S>(system: System<S>, options: SimulateOptions<S> = {}): SimulationResult {
+  const runs = options.runs ?? 1000;
+  const depth = options.depth ?? 200;
+  const seed = options.seed ?? randomSeed();
+  const started = performance.now();
+  const walker = new Walker(system, options.onState);
+
+  const choice = fc.noBias(fc.integer({ min: 0, max: 0xffff }));
+  const arb = fc.tuple(
+    fc.integer({ min: 0, max: system.inits.length - 1 }),
+    fc.array(choice, { maxLength: depth, size: 'max' }),
+  );
+  const params: fc.Parameters<[WalkInput]> = {
+    numRuns: runs,
+    seed,
+    ...(options.path !== undefined ? { path: options.path } : {}),
+    ...(options.timeLimit !== undefined ? { interruptAfterTimeLimit: options.timeLimit * 1000 } : {}),
+    endOnFailure: false,
+  };
+  let firstLength: number | undefined;
+  let fault: WalkFailure | undefined;
+  const details = fc.check(
+    fc.property(arb, (input) => {
+      const f = walker.walk(input[0], input[1]);
+      if (f === undefined) return true;
+      if (firstLength === undefined) firstLength = f.path.length;
+      if (f.kind === 'error' && fault === undefined) fault = f;
+      return false;
+    }),
+    params,
+  );
+
+  const seconds = (performance.now() - started) / 1000;
+  const stats = (): SimulationStats => {
+    const secs = (performance.now() - started) / 1000;
+    return {
+      runs: details.numRuns,
+      steps: walker.steps,
+      seconds: secs,
+      stepsPerSecond: secs > 0 ? walker.steps / secs : 0,
+      longestWalk: walker.longest,
+    };
+  };
+  const base = {
+    seed: details.seed,
+    runsRequested: runs,
+    depth,
+    unreached: walker.unreached(),
+    interrupted: details.interrupted,
+  };
+  if (!details.failed || details.counterexample === null) {
+    void seconds;
+    return { verdict: 'no-violation', ...base, stats: stats() };
+  }
+  const [[init, choices]] = details.counterexample;
+  let failure = walker.walk(init, choices);
+  if (failure === undefined) {
+    // The property is deterministic, so this would be a bug of ours: report it rather than hide it.
+    return {
+      verdict: 'error',
+      ...base,
+      message: 'internal: the shrunk walk did not fail again when replayed',
+      stats: stats(),
+    };
+  }
+  if (failure.kind !== 'error') failure = walker.minimise(failure);
+  else if (fault !== undefined && failure.message === '') failure = fault;
+  const trace = walker.trace(failure);
+  return {
+    verdict: failure.kind === 'error' ? 'error' : 'violated',
+    ...(failure.kind !== 'error' ? { property: failure.property, propertyKind: failure.kind } : {}),
+    message: failure.message,
+    ...(trace !== undefined ? { trace } : {}),
+    ...(failure.stuck ? { stuck: failure.stuck } : {}),
+    ...base,
+    ...(details.counterexamplePath !== null ? { path: details.counterexamplePath } : {}),
+    ...(firstLength !== undefined ? { foundLength: firstLength } : {}),
+    shrinks: details.numShrinks,
+    stats: stats(),
+  };
+}
+
+/** A fresh non-negative 31-bit seed. */
+export function randomSeed(): number {
+  return (Date.now() ^ Math.floor(Math.random() * 0x7fffffff)) & 0x7fffffff;
+}
+
+class Walker<S> {
+  private readonly enc = new Encoder();
+  private readonly invariants: [string, (s: S) => boolean][];
+  private readonly actionProps: [string, (b: S, l: StepLabel, a: S) => boolean][];
+  private readonly goals: [string, (s: S) => boolean][];
+  private readonly reached = new Set<string>();
+  private enabled: Int32Array;
+  steps = 0;
+  longest = 0;
+
+  constructor(
+    private readonly system: System<S>,
+    private readonly onState: ((s: S) => void) | undefined,
+  ) {
+    const spec = system.spec;
+    this.invariants = Object.entries(spec.invariants ?? {});
+    this.actionProps = Object.entries(spec.actionProperties ?? {});
+    this.goals = Object.entries(spec.reachable ?? {});
+    this.enabled = new Int32Array(system.instances.length);
+  }
+
+  unreached(): string[] {
+    return this.goals.map(([n]) => n).filter((n) => !this.reached.has(n));
+  }
+
+  /** Runs one walk; undefined when it ends (choices spent, or a terminal state) with no violation. */
+  walk(init: number, choices: readonly number[]): WalkFailure | undefined {
+    const { instances } = this.system;
+    const path: number[] = [];
+    try {
+      let s = this.system.inits[init];
+      this.visit(s);
+      const bad = this.checkState(s);
+      if (bad) return { ...bad, init, path };
+      for (let k = 0; ; k++) {
+        let n = 0;
+        for (let a = 0; a < instances.length; a++) if (this.guard(instances[a], s)) this.enabled[n++] = a;
+        if (n === 0) {
+          if (this.isTerminal(s)) return undefined;
+          const stuck = this.explain(s);
+          return {
+            kind: 'deadlock',
+            property: 'deadlock',
+            message: `deadlock: no action is enabled after ${path.length} steps, and the state is not terminal`,
+            init,
+            path,
+            ...(stuck ? { stuck } : {}),
+          };
+        }
+        if (k >= choices.length) return undefined;
+        const inst = instances[this.enabled[choices[k] % n]];
+        path.push(inst.id);
+        const t = this.apply(inst, s);
+        this.steps++;
+        if (path.length > this.longest) this.longest = path.length;
+        for (const [name, prop] of this.actionProps) {
+          let ok: boolean;
+          try {
+            ok = prop(s, inst.label, t);
+          } catch (e) {
+            throw new WalkFault(`action property '${name}' threw on step ${formatLabel(inst.label)}: ${errText(e)}\n  from state: ${show(s as Data, 600)}`);
+          }
+          if (!ok) {
+            return {
+              kind: 'action-property',
+              property: name,
+              message: `step ${formatLabel(inst.label)} breaks '${name}'`,
+              init,
+              path,
+            };
+          }
+        }
+        s = t;
+        this.visit(s);
+        const bad2 = this.checkState(s);
+        if (bad2) return { ...bad2, init, path };
+      }
+    } catch (e) {
+      if (e instanceof WalkFault) return { kind: 'error', property: '', message: e.message, init, path };
+      throw e;
+    }
+  }
+
+  /** Replays a concrete path; the failure it ends in, or undefined if a step is disabled or nothing fails. */
+  private replayPath(init: number, path: readonly number[]): WalkFailure | undefined {
+    const { instances } = this.system;
+    try {
+      let s = this.system.inits[init];
+      if (this.checkState(s)) return undefined; // the initial state itself fails: nothing to minimise
+      for (let k = 0; k < path.length; k++) {
+        const inst = instances[path[k]];
+        if (!this.guard(inst, s)) return undefined;
+        const t = this.apply(inst, s);
+        this.steps++;
+        for (const [name, prop] of this.actionProps) {
+          if (!prop(s, inst.label, t)) {
+            return k === path.length - 1
+              ? { kind: 'action-property', property: name, message: `step ${formatLabel(inst.label)} breaks '${name}'`, init, path }
+              : undefined;
+          }
+        }
+        s = t;
+        const bad = this.checkState(s);
+        if (bad) return k === path.length - 1 ? { ...bad, init, path } : undefined;
+      }
+      for (const inst of instances) if (this.guard(inst, s)) return undefined;
+      if (this.isTerminal(s)) return undefined;
+      const stuck = this.explain(s);
+      return {
+        kind: 'deadlock',
+        property: 'deadlock',
+        message: `deadlock: no action is enabled after ${path.length} steps, and the state is not terminal`,
+        init,
+        path,
+        ...(stuck ? { stuck } : {}),
+      };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Greedy path minimisation after fast-check's shrink: drop any single step (or run of steps) whose removal
+   * still leaves a valid path failing the same property, until no removal works.
+   */
+  minimise(f: WalkFailure): WalkFailure {
+    let best = f;
+    let improved = true;
+    while (improved) {
+      improved = false;
+      for (let width = Math.max(1, best.path.length >> 1); width >= 1; width >>= 1) {
+        for (let i = 0; i + width <= best.path.length; ) {
+          const cand = [...best.path.slice(0, i), ...best.path.slice(i + width)];
+          const r = this.replayPath(best.init, cand);
+          if (r !== undefined && r.kind === best.kind && r.property === best.property) {
+            best = r;
+            improved = true;
+          } else {
+            i++;
+          }
+        }
+      }
+    }
+    return best;
+  }
+
+  trace(f: WalkFailure): Trace | undefined {
+    const insts = f.path.map((id) => this.system.instances[id]);
+    try {
+      return replay(this.system.inits[f.init], insts);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private visit(s: S): void {
+    try {
+      this.enc.encode(s);
+    } catch (e) {
+      if (e instanceof DataError) throw new WalkFault(`a state has a bad field ${e.message}`);
+      throw e;
+    }
+    if (this.onState) this.onState(s);
+  }
+
+  private checkState(s: S): Omit<WalkFailure, 'init' | 'path'> | undefined {
+    for (const [name, inv] of this.invariants) {
+      let ok: boolean;
+      try {
+        ok = inv(s);
+      } catch (e) {
+        throw new WalkFault(`invariant '${name}' threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`);
+      }
+      if (!ok) return { kind: 'invariant', property: name, message: `invariant '${name}' is violated` };
+    }
+    for (const [name, goal] of this.goals) {
+      if (this.reached.has(name)) continue;
+      let hit = false;
+      try {
+        hit = goal(s);
+      } catch (e) {
+        throw new WalkFault(`reachability property '${name}' threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`);
+      }
+      if (hit) this.reached.add(name);
+    }
+    return undefined;
+  }
+
+  private guard(inst: ActionInstance<S>, s: S): boolean {
+    const g = inst.action.spec.guard;
+    if (!g) return true;
+    try {
+      return g(s, inst.params);
+    } catch (e) {
+      throw new WalkFault(`guard of action ${formatLabel(inst.label)} threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`);
+    }
+  }
+
+  private apply(inst: ActionInstance<S>, s: S): S {
+    let t: S;
+    try {
+      t = inst.action.spec.effect(s, inst.params);
+    } catch (e) {
+      if (e instanceof TypeError && /read[- ]only|not extensible|Cannot (add|delete|assign|define)/i.test(e.message)) {
+        const field = /property '([^']+)'/.exec(e.message)?.[1];
+        throw new WalkFault(
+          `effect of action ${formatLabel(inst.label)} mutated its input state${field ? ` (field '${field}')` : ''}: ${e.message}. ` +
+            `Return a new state instead, e.g. { ...s, field: value }.\n  on state: ${show(s as Data, 600)}`,
+        );
+      }
+      throw new WalkFault(`effect of action ${formatLabel(inst.label)} threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`);
+    }
+    if (t === undefined) {
+      throw new WalkFault(`effect of action ${formatLabel(inst.label)} returned undefined (an effect must return the next state)`);
+    }
+    // Frozen states turn a later effect's mutation into a TypeError that names the field (shared subtrees are
+    // already frozen, so this costs only the new parts).
+    return deepFreeze(t);
+  }
+
+  private isTerminal(s: S): boolean {
+    const terminal = this.system.spec.terminal;
+    if (!terminal) return false;
+    try {
+      return terminal(s);
+    } catch (e) {
+      throw new WalkFault(`terminal predicate threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`);
+    }
+  }
+
+  private explain(s: S): readonly string[] | undefined {
+    const f = this.system.spec.explainStuck;
+    if (!f) return undefined;
+    try {
+      return f(s);
+    } catch (e) {
+      return [`(explainStuck threw: ${errText(e)})`];
+    }
+  }
+}
+
+/**
+ * A canonical, encoder-independent key for a state (JSON with object keys sorted): two states get the same
+ * key exactly when they are equal data.
+ */
+export function stateKey(s: unknown): string {
+  return canon(s);
+}
+
+function canon(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(canon).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canon(o[k])}`)
+    .join(',')}}`;
+}
+
+/**
+ * Every reachable state of a (small) system by breadth-first search, as canonical keys. `complete` is false
+ * when `maxStates` stopped the search. Independent of the explorer on purpose: tests compare the two engines.
+ */
+export function reachableStates<S>(system: System<S>, maxStates = 1_000_000): { keys: Set<string>; complete: boolean } {
+  const keys = new Set<string>();
+  let frontier: S[] = [];
+  for (const s of system.inits) {
+    const k = stateKey(s);
+    if (!keys.has(k)) {
+      keys.add(k);
+      frontier.push(s);
+    }
+  }
+  while (frontier.length > 0) {
+    const next: S[] = [];
+    for (const s of frontier) {
+      for (const inst of system.instances) {
+        const g = inst.action.spec.guard;
+        if (g && !g(s, inst.params)) continue;
+        const t = inst.action.spec.effect(s, inst.params);
+        const k = stateKey(t);
+        if (keys.has(k)) continue;
+        keys.add(k);
+        if (keys.size >= maxStates) return { keys, complete: false };
+        next.push(t);
+      }
+    }
+    frontier = next;
+  }
+  return { keys, complete: true };
+}
