@@ -5,7 +5,8 @@
  * from the initial state. The queue holds one BFS level at a time as packed word encodings.
  */
 import { type Data, DataError, Encoder, show } from './data.ts';
-import { FingerprintSet, U32Column, hashWords } from './fingerprints.ts';
+import { FingerprintSet, U32Column, U8Column, hashWords } from './fingerprints.ts';
+import { type FairnessUnit, type StateGraph, findFairLasso } from './liveness.ts';
 import type { ActionInstance, StepLabel, System } from './system.ts';
 import { formatLabel } from './system.ts';
 import { type Trace, buildTrace } from './trace.ts';
@@ -18,6 +19,8 @@ export interface CheckOptions {
   readonly maxDepth?: number;
   /** Seconds. */
   readonly timeLimit?: number;
+  /** Set false to skip liveness properties (and the graph they need). */
+  readonly liveness?: boolean;
   /** Called about once a second while the search runs. */
   readonly onProgress?: (stats: Stats) => void;
 }
@@ -101,7 +104,16 @@ export function check<S>(system: System<S>, options: CheckOptions = {}): CheckRe
 
 class Search<S> {
   private readonly enc = new Encoder();
-  private readonly seen = new FingerprintSet(1 << 16);
+  private readonly seen: FingerprintSet;
+  /** Liveness needs the whole graph: edges in CSR order (states are expanded in index order). */
+  private readonly graph: boolean;
+  private readonly edgeStart = new U32Column();
+  private readonly edgeTarget = new U32Column();
+  private readonly edgeVia = new U32Column();
+  /** One label column per liveness predicate, filled when a state is found. */
+  private readonly labels: { readonly fn: (s: S) => boolean; readonly column: U8Column; readonly name: string }[] = [];
+  /** Graph mode: the index of the state the last addState found already visited. */
+  private found = -1;
   private readonly parent = new U32Column();
   private readonly via = new U32Column();
   private readonly fp = new Uint32Array(2);
@@ -114,7 +126,17 @@ class Search<S> {
   constructor(
     private readonly system: System<S>,
     private readonly opts: CheckOptions,
-  ) {}
+  ) {
+    const liveness = Object.entries(system.spec.liveness ?? {});
+    this.graph = liveness.length > 0 && opts.liveness !== false;
+    this.seen = new FingerprintSet(1 << 16, this.graph);
+    if (this.graph) {
+      for (const [name, l] of liveness) {
+        this.labels.push({ name: `${name}.p`, fn: l.p, column: new U8Column() });
+        if (l.kind === 'leadsTo') this.labels.push({ name: `${name}.q`, fn: l.q, column: new U8Column() });
+      }
+    }
+  }
 
   run(): CheckResult {
     try {
@@ -160,6 +182,7 @@ class Search<S> {
       for (let k = 0; k < cur.count; k++) {
         const idx = levelBase + k;
         const s = this.enc.decode(cur.words, cur.starts[k], false, true) as S;
+        if (this.graph) this.edgeStart.push(this.edgeTarget.length);
         let enabled = 0;
         for (let a = 0; a < instances.length; a++) {
           const inst = instances[a];
@@ -182,7 +205,12 @@ class Search<S> {
               return this.violated(name, 'action-property', `step ${formatLabel(inst.label)} breaks '${name}'`, trace);
             }
           }
-          if (this.addState(idx, inst.id)) {
+          const added = this.addState(idx, inst.id);
+          if (this.graph) {
+            this.edgeTarget.push(added ? this.parent.length - 1 : this.found);
+            this.edgeVia.push(inst.id);
+          }
+          if (added) {
             next.push(this.enc.words, this.enc.length);
             const bad = this.checkState(t, this.parent.length - 1, invariants, goals);
             if (bad) return bad;
@@ -228,13 +256,75 @@ class Search<S> {
         );
       }
     }
+    if (this.graph) {
+      const failed = this.checkLiveness();
+      if (failed) return failed;
+    }
     return { verdict: 'holds', stats: this.stats() };
+  }
+
+  /** Runs every liveness property on the explored graph; the first that fails, with its lasso. */
+  private checkLiveness(): CheckResult | undefined {
+    const n = this.parent.length;
+    this.edgeStart.push(this.edgeTarget.length);
+    const g: StateGraph = {
+      states: n,
+      inits: this.system.inits.map((_, i) => i),
+      start: this.edgeStart.data.subarray(0, n + 1),
+      target: this.edgeTarget.data.subarray(0, this.edgeTarget.length),
+      via: this.edgeVia.data.subarray(0, this.edgeVia.length),
+    };
+    const units = fairnessUnits(this.system);
+    const label = (name: string) => this.labels.find((l) => l.name === name)!.column.data;
+    for (const [name, l] of Object.entries(this.system.spec.liveness ?? {})) {
+      const p = label(`${name}.p`);
+      const allowed = new Uint8Array(n);
+      const entries = new Uint8Array(n);
+      let what: string;
+      if (l.kind === 'eventually') {
+        for (let s = 0; s < n; s++) allowed[s] = p[s] ? 0 : 1;
+        for (let s = 0; s < this.system.inits.length; s++) entries[s] = allowed[s];
+        what = 'a fair behaviour never reaches a state where it holds';
+      } else if (l.kind === 'alwaysEventually') {
+        for (let s = 0; s < n; s++) allowed[s] = entries[s] = p[s] ? 0 : 1;
+        what = 'a fair behaviour stays forever in states where it does not hold';
+      } else {
+        const q = label(`${name}.q`);
+        for (let s = 0; s < n; s++) {
+          allowed[s] = q[s] ? 0 : 1;
+          entries[s] = p[s] && !q[s] ? 1 : 0;
+        }
+        what = 'a fair behaviour reaches a state where its trigger holds and then never reaches its goal';
+      }
+      const lasso = findFairLasso(g, allowed, entries, units);
+      if (!lasso) continue;
+      // Prefix: the BFS tree path to the entry, then the path inside the region; then the cycle.
+      const toEntry: number[] = [];
+      let i = lasso.entry;
+      while (this.parent.get(i) !== NO_PARENT) {
+        toEntry.push(this.via.get(i));
+        i = this.parent.get(i);
+      }
+      const prefix = [...toEntry.reverse(), ...lasso.path.map((e) => g.via[e])];
+      const cycle = lasso.cycle.map((e) => g.via[e]);
+      const initial = this.system.inits[this.via.get(i)];
+      const path = [...prefix, ...cycle].map((id) => this.system.instances[id]);
+      const t = replay(initial, path);
+      const trace: Trace = { ...t, loopStart: prefix.length };
+      const ending = cycle.length === 0 ? 'it ends in a state with no enabled action' : `it loops through ${cycle.length} steps`;
+      const fairness = units.length === 0 ? 'no fairness declared' : `${units.length} fairness unit(s)`;
+      return this.violated(name, 'liveness', `liveness '${name}' (${l.kind}) fails: ${what}; ${ending} (${fairness})`, trace);
+    }
+    return undefined;
   }
 
   /** Fingerprints the encoding in `enc`; records a new state's parent link and returns true if new. */
   private addState(parent: number, via: number): boolean {
     hashWords(this.enc.words, this.enc.length, this.fp);
-    if (!this.seen.add(this.fp[0], this.fp[1])) return false;
+    if (this.graph) {
+      this.found = this.seen.addOrFind(this.fp[0], this.fp[1], this.parent.length);
+      if (this.found >= 0) return false;
+    } else if (!this.seen.add(this.fp[0], this.fp[1])) return false;
     this.parent.push(parent);
     this.via.push(via);
     return true;
@@ -246,6 +336,15 @@ class Search<S> {
     invariants: [string, (s: S) => boolean][],
     goals: [string, (s: S) => boolean][],
   ): CheckResult | undefined {
+    for (const l of this.labels) {
+      let v: boolean;
+      try {
+        v = l.fn(s);
+      } catch (e) {
+        throw new ModelFault(`liveness predicate '${l.name}' threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`, idx);
+      }
+      l.column.push(v ? 1 : 0);
+    }
     for (const [name, inv] of invariants) {
       let ok: boolean;
       try {
@@ -362,7 +461,8 @@ class Search<S> {
     const seconds = (performance.now() - this.started) / 1000;
     const states = this.parent.length;
     this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
-    const bytes = this.seen.bytes + this.parent.bytes + this.via.bytes;
+    const graphBytes = this.graph ? this.edgeStart.bytes + this.edgeTarget.bytes + this.edgeVia.bytes : 0;
+    const bytes = this.seen.bytes + this.parent.bytes + this.via.bytes + graphBytes;
     return {
       states,
       transitions: this.transitions,
@@ -373,6 +473,29 @@ class Search<S> {
       peakRssMB: this.peakRss / (1 << 20),
     };
   }
+}
+
+/** Fairness units: per action (each instance alone) and per actor (all its instances together). */
+export function fairnessUnits<S>(system: System<S>): FairnessUnit[] {
+  const units: FairnessUnit[] = [];
+  for (const inst of system.instances) {
+    const kind = inst.action.spec.fairness;
+    if (kind) units.push({ name: formatLabel(inst.label), kind, instances: new Set([inst.id]) });
+  }
+  const f = system.spec.fairness;
+  if (f !== undefined) {
+    const byActor = new Map<string, Set<number>>();
+    for (const inst of system.instances) {
+      const actor = inst.actor ?? formatLabel(inst.label);
+      if (!byActor.has(actor)) byActor.set(actor, new Set());
+      byActor.get(actor)!.add(inst.id);
+    }
+    for (const [actor, ids] of byActor) {
+      const kind = typeof f === 'string' ? f : f[actor];
+      if (kind) units.push({ name: actor, kind, instances: ids });
+    }
+  }
+  return units;
 }
 
 /** Replays action instances from a state, rebuilding each state and the step's sentence. */

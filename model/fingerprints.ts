@@ -36,13 +36,37 @@ function fmix(h: number): number {
 export class FingerprintSet {
   private table: Uint32Array;
   private mask: number;
+  /** Graph mode only: the state index stored beside each fingerprint (4 more bytes a slot). */
+  private indices: Uint32Array | undefined;
   size = 0;
 
-  constructor(initialCapacity = 1 << 16) {
+  constructor(initialCapacity = 1 << 16, withIndices = false) {
     let cap = 1 << 10;
     while (cap < initialCapacity) cap <<= 1;
     this.table = new Uint32Array(cap * 2);
     this.mask = cap - 1;
+    if (withIndices) this.indices = new Uint32Array(cap);
+  }
+
+  /** Graph mode: inserts with `index` and returns -1, or returns the index already stored for it. */
+  addOrFind(hi: number, lo: number, index: number): number {
+    if (hi === 0 && lo === 0) lo = 1;
+    const t = this.table;
+    const ix = this.indices!;
+    let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
+    for (;;) {
+      const a = t[2 * i];
+      const b = t[2 * i + 1];
+      if (a === 0 && b === 0) {
+        t[2 * i] = hi;
+        t[2 * i + 1] = lo;
+        ix[i] = index;
+        if (++this.size * 4 > this.capacity * 3) this.grow();
+        return -1;
+      }
+      if (a === hi && b === lo) return ix[i];
+      i = (i + 1) & this.mask;
+    }
   }
 
   get capacity(): number {
@@ -50,7 +74,7 @@ export class FingerprintSet {
   }
 
   get bytes(): number {
-    return this.table.byteLength;
+    return this.table.byteLength + (this.indices?.byteLength ?? 0);
   }
 
   /** Inserts the fingerprint (hi, lo); returns true when it was not there before. */
@@ -88,12 +112,35 @@ export class FingerprintSet {
 
   private grow(): void {
     const old = this.table;
+    const oldIndices = this.indices;
     this.table = new Uint32Array(old.length * 2);
     this.mask = (this.mask << 1) | 1;
     this.size = 0;
+    if (oldIndices) {
+      this.indices = new Uint32Array(this.mask + 1);
+      for (let i = 0; i < old.length; i += 2) {
+        if (old[i] !== 0 || old[i + 1] !== 0) this.addOrFind(old[i], old[i + 1], oldIndices[i >> 1]);
+      }
+      return;
+    }
     for (let i = 0; i < old.length; i += 2) {
       if (old[i] !== 0 || old[i + 1] !== 0) this.add(old[i], old[i + 1]);
     }
+  }
+}
+
+/** A growable Uint8 column (per-state predicate labels). */
+export class U8Column {
+  data = new Uint8Array(1 << 16);
+  length = 0;
+
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const grown = new Uint8Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    this.data[this.length++] = v;
   }
 }
 

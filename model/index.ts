@@ -16,4 +16,5 @@ export {
 } from './system.ts';
 export { type Expectation, type Protocol, type Variant, defineProtocol } from './registry.ts';
 export { type CheckOptions, type CheckResult, type PropertyKind, type Stats, type Verdict, check, replay } from './explorer.ts';
+export { type FairnessKind, type Liveness, alwaysEventually, eventually, leadsTo } from './liveness.ts';
 export { type Trace, type TraceStep, buildTrace, formatTrace, traceToJson } from './trace.ts';

@@ -105,19 +105,16 @@ export function simulate<S>(system: System<S>, options: SimulateOptions<S> = {})
     endOnFailure: false,
   };
   let firstLength: number | undefined;
-  let fault: WalkFailure | undefined;
   const details = fc.check(
     fc.property(arb, (input) => {
       const f = walker.walk(input[0], input[1]);
       if (f === undefined) return true;
       if (firstLength === undefined) firstLength = f.path.length;
-      if (f.kind === 'error' && fault === undefined) fault = f;
       return false;
     }),
     params,
   );
 
-  const seconds = (performance.now() - started) / 1000;
   const stats = (): SimulationStats => {
     const secs = (performance.now() - started) / 1000;
     return {
@@ -136,7 +133,6 @@ export function simulate<S>(system: System<S>, options: SimulateOptions<S> = {})
     interrupted: details.interrupted,
   };
   if (!details.failed || details.counterexample === null) {
-    void seconds;
     return { verdict: 'no-violation', ...base, stats: stats() };
   }
   const [[init, choices]] = details.counterexample;
@@ -151,7 +147,6 @@ export function simulate<S>(system: System<S>, options: SimulateOptions<S> = {})
     };
   }
   if (failure.kind !== 'error') failure = walker.minimise(failure);
-  else if (fault !== undefined && failure.message === '') failure = fault;
   const trace = walker.trace(failure);
   return {
     verdict: failure.kind === 'error' ? 'error' : 'violated',
@@ -266,16 +261,15 @@ class Walker<S> {
         if (!this.guard(inst, s)) return undefined;
         const t = this.apply(inst, s);
         this.steps++;
+        const upTo = path.slice(0, k + 1);
         for (const [name, prop] of this.actionProps) {
           if (!prop(s, inst.label, t)) {
-            return k === path.length - 1
-              ? { kind: 'action-property', property: name, message: `step ${formatLabel(inst.label)} breaks '${name}'`, init, path }
-              : undefined;
+            return { kind: 'action-property', property: name, message: `step ${formatLabel(inst.label)} breaks '${name}'`, init, path: upTo };
           }
         }
         s = t;
         const bad = this.checkState(s);
-        if (bad) return k === path.length - 1 ? { ...bad, init, path } : undefined;
+        if (bad) return { ...bad, init, path: upTo };
       }
       for (const inst of instances) if (this.guard(inst, s)) return undefined;
       if (this.isTerminal(s)) return undefined;
@@ -297,13 +291,14 @@ class Walker<S> {
    * Greedy path minimisation after fast-check's shrink: drop any single step (or run of steps) whose removal
    * still leaves a valid path failing the same property, until no removal works.
    */
-  minimise(f: WalkFailure): WalkFailure {
+  minimise(f: WalkFailure, budget = 20_000): WalkFailure {
     let best = f;
     let improved = true;
-    while (improved) {
+    while (improved && budget > 0) {
       improved = false;
-      for (let width = Math.max(1, best.path.length >> 1); width >= 1; width >>= 1) {
-        for (let i = 0; i + width <= best.path.length; ) {
+      for (let width = Math.max(1, best.path.length >> 1); width >= 1 && budget > 0; width >>= 1) {
+        for (let i = 0; i + width <= best.path.length && budget > 0; ) {
+          budget--;
           const cand = [...best.path.slice(0, i), ...best.path.slice(i + width)];
           const r = this.replayPath(best.init, cand);
           if (r !== undefined && r.kind === best.kind && r.property === best.property) {

@@ -14,6 +14,7 @@
  *   });
  */
 import { type Data, DataError, Encoder, deepFreeze } from './data.ts';
+import type { FairnessKind, Liveness } from './liveness.ts';
 
 export type { Data } from './data.ts';
 
@@ -34,6 +35,8 @@ export interface ActionSpec<S, P extends Params> {
   readonly effect: (s: S, p: P) => S;
   /** A reviewer-readable sentence for traces, e.g. `rank 1 waits the send handle of micro-batch 0`. */
   readonly describe?: (p: P, s: S) => string;
+  /** Fairness of each instance of this action (each parameter combination is one unit), for liveness. */
+  readonly fairness?: FairnessKind;
 }
 
 export interface Action<S> {
@@ -74,6 +77,13 @@ export interface SystemSpec<S> {
   readonly terminal?: (s: S) => boolean;
   /** At a deadlock: one line per blocked actor saying what it waits for. */
   readonly explainStuck?: (s: S) => readonly string[];
+  /** Temporal properties: `eventually(p)`, `alwaysEventually(p)`, `leadsTo(p, q)` from model/liveness.ts. */
+  readonly liveness?: { readonly [name: string]: Liveness<S> };
+  /**
+   * Fairness per actor, for liveness: one kind for every actor, or a kind per actor name. All of an actor's
+   * instances form one unit ("the main thread keeps running"). Actions may also declare their own.
+   */
+  readonly fairness?: FairnessKind | { readonly [actor: string]: FairnessKind };
 }
 
 /** One action with one parameter combination: the unit the explorer fires. */
@@ -159,6 +169,21 @@ export function defineSystem<S>(spec: SystemSpec<S>): System<S> {
     for (const [name, fn] of Object.entries(group ?? {})) {
       claim(name, kind);
       if (typeof fn !== 'function') throw new ModelError(`${where}: ${kind} '${name}' must be a function`);
+    }
+  }
+  for (const [name, l] of Object.entries(spec.liveness ?? {})) {
+    claim(name, 'liveness property');
+    if (!l || !['eventually', 'alwaysEventually', 'leadsTo'].includes((l as Liveness<S>).kind)) {
+      throw new ModelError(`${where}: liveness property '${name}' must be eventually(p), alwaysEventually(p) or leadsTo(p, q)`);
+    }
+  }
+  if (typeof spec.fairness === 'object' && spec.fairness !== null) {
+    const actors = new Set(instances.map((i) => i.actor));
+    for (const [actor, kind] of Object.entries(spec.fairness)) {
+      if (!actors.has(actor)) {
+        throw new ModelError(`${where}: fairness names actor '${actor}', which no action has (actors: ${[...actors].filter(Boolean).join(', ')})`);
+      }
+      if (kind !== 'weak' && kind !== 'strong') throw new ModelError(`${where}: fairness of '${actor}' must be 'weak' or 'strong'`);
     }
   }
   if (instances.length === 0) throw new ModelError(`${where}: no actions`);

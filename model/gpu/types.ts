@@ -1,0 +1,120 @@
+/** The state the GPU kit keeps, the context conditions and custom steps see, and the system spec. */
+import type { Data } from '../data.ts';
+import type { StepLabel } from '../system.ts';
+import type { Body } from './stmts.ts';
+
+/** A CPU thread's position: an instruction index, or not started / finished / ended by an exception. */
+export type Pc = number | 'new' | 'done' | 'raised';
+
+/**
+ * One memory block of a rank. `owner`: the stream it was allocated on (null for a preallocated buffer);
+ * `buf`: the buffer now living in it (null when free); `data`: its contents as `buffer=value` (null: never
+ * written); `pending`: the queued ops that may still touch it, in issue order, as `r:`/`w:`/`rw:` + op key;
+ * `uses`: streams named by `record_stream` (and NCCL's internal streams) since allocation.
+ */
+export interface Block {
+  readonly owner: string | null;
+  readonly buf: string | null;
+  readonly data: string | null;
+  readonly pending: readonly string[];
+  readonly uses: readonly string[];
+}
+
+export type Vars = { readonly [name: string]: Data };
+
+/** Per-rank records are arrays indexed by rank; inside, objects keyed by the names the model declared. */
+export interface GpuState<U = null> {
+  /** Per rank, per thread: its pc. */
+  readonly threads: readonly { readonly [thread: string]: Pc }[];
+  /** Per rank, per stream (compute streams, then `p2p:<peer>`, `gloo:<peer>`, `nccl:<group>`): queued work, oldest first. */
+  readonly streams: readonly { readonly [stream: string]: readonly string[] }[];
+  /** Per rank, per event: the key of its latest record, or null if never recorded. */
+  readonly events: readonly { readonly [event: string]: string | null }[];
+  /** Per rank, per allocator buffer: its block index, or -1 when not allocated. */
+  readonly buffers: readonly { readonly [buf: string]: number }[];
+  readonly blocks: readonly (readonly Block[])[];
+  /** Per rank: shared variables (flags, mailbox slots), as declared in `vars`. */
+  readonly vars: readonly Vars[];
+  /** Per rank, per work handle: the key of the work it names, `waited`, or null. */
+  readonly handles: readonly { readonly [handle: string]: string | null }[];
+  /** Per rank, per group: collectives issued so far (collective #n). */
+  readonly colls: readonly { readonly [group: string]: number }[];
+  /** The first rule a step broke, as `property: sentence`; null while none. */
+  readonly fault: string | null;
+  /** The protocol's own state. */
+  readonly user: U;
+}
+
+/** What a condition or a custom step sees: the rank, its variables, the protocol state, and buffer values. */
+export interface Ctx<U> {
+  readonly rank: number;
+  readonly thread: string;
+  readonly vars: Vars;
+  readonly user: U;
+  readonly s: GpuState<U>;
+  /** The value a buffer of this rank holds now (null: never written, or not allocated). */
+  value(buf: string): string | null;
+}
+
+/** What a custom step changes: some shared variables of its rank, and/or the protocol state. */
+export interface Update<U> {
+  readonly vars?: Vars;
+  readonly user?: U;
+}
+
+export interface ThreadSpec<U> {
+  readonly body: Body<U>;
+  /** Runs from the start (default true); false: waits for a `start(name)`. */
+  readonly autoStart?: boolean;
+  /** The thread's current stream (default: the first declared stream). */
+  readonly stream?: string;
+}
+
+export interface BufferSpec {
+  /** Managed by the caching allocator: starts unallocated, needs `alloc` (default false: preallocated/static). */
+  readonly alloc?: boolean;
+  /** Initial value of a preallocated buffer (default: never written). */
+  readonly init?: string;
+}
+
+/** The kit's own checks; each can be turned off in `checks`. */
+export const KIT_PROPERTIES = [
+  'no-read-while-writing',
+  'no-write-while-reading',
+  'no-write-while-writing',
+  'no-uninitialised-read',
+  'no-stale-read',
+  'no-use-after-free',
+] as const;
+export type KitProperty = (typeof KIT_PROPERTIES)[number];
+
+export interface GpuSystemSpec<U> {
+  readonly name: string;
+  readonly ranks: number;
+  /** Compute streams per rank; the first is each thread's default current stream. */
+  readonly streams: readonly string[];
+  /** Buffers per rank: a name list (preallocated, never written) or specs. */
+  readonly buffers?: readonly string[] | { readonly [name: string]: BufferSpec };
+  readonly events?: readonly string[];
+  /** Shared variables per rank with initial values (or a function of the rank). */
+  readonly vars?: Vars | ((rank: number) => Vars);
+  /** Work-handle names per rank. Any handle a statement names is declared automatically. */
+  readonly handles?: readonly string[];
+  /** Process groups by name; `world` (every rank) is always there. */
+  readonly groups?: { readonly [name: string]: readonly number[] };
+  /** The CPU threads of a rank, as statement lists or specs. */
+  readonly threads: (rank: number) => { readonly [thread: string]: Body<U> | ThreadSpec<U> };
+  /** The protocol's own initial state. */
+  readonly user?: U;
+  /** Extra protocol actions over the whole state (e.g. an environment step). */
+  readonly actions?: readonly import('../system.ts').Action<GpuState<U>>[];
+  readonly invariants?: { readonly [name: string]: (s: GpuState<U>) => boolean };
+  readonly actionProperties?: { readonly [name: string]: (before: GpuState<U>, step: StepLabel, after: GpuState<U>) => boolean };
+  readonly reachable?: { readonly [name: string]: (s: GpuState<U>) => boolean };
+  /** Extra condition for a proper end (the kit already requires every thread finished and every stream empty). */
+  readonly terminal?: (s: GpuState<U>) => boolean;
+  /** Extra lines for a deadlock explanation. */
+  readonly explainStuck?: (s: GpuState<U>) => readonly string[];
+  /** Turn kit checks off: `{ 'no-uninitialised-read': false }`. */
+  readonly checks?: { readonly [P in KitProperty]?: boolean };
+}
