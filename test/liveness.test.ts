@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { actionsOf, alwaysEventually, check, defineSystem, eventually, formatTrace, leadsTo } from '../model/index.ts';
-import { twoPhase } from '../spec/examples/two-phase.ts';
+import { type TwoPhaseState, twoPhase } from '../spec/examples/two-phase.ts';
 
 /** A worker clears `ongoing` when done (or raises first); main spins on the flag, then uses the plan. */
 type Spin = { readonly worker: 'running' | 'done' | 'raised'; readonly ongoing: boolean; readonly main: 'polling' | 'used' };
@@ -109,10 +109,10 @@ describe('liveness under fairness', () => {
 
   it('checks a liveness property on a large graph with the same state count as safety', () => {
     const plain = twoPhase(5);
-    const live = defineSystem({
+    const live = defineSystem<TwoPhaseState>({
       ...plain.spec,
       fairness: 'weak',
-      liveness: { everyoneDecides: eventually((s) => s.rm.every((r) => r === 'committed' || r === 'aborted')) },
+      liveness: { everyoneDecides: eventually<TwoPhaseState>((s) => s.rm.every((r) => r === 'committed' || r === 'aborted')) },
     });
     const a = check(plain);
     const b = check(live);
