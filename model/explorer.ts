@@ -7,6 +7,7 @@
 import { type Data, DataError, Encoder, show } from './data.ts';
 import { FingerprintSet, U32Column, U8Column, hashWords } from './fingerprints.ts';
 import { type FairnessUnit, type StateGraph, findFairLasso } from './liveness.ts';
+import { canonicalizer, samplePermutation } from './symmetry.ts';
 import type { ActionInstance, StepLabel, System } from './system.ts';
 import { formatLabel } from './system.ts';
 import { type Trace, buildTrace } from './trace.ts';
@@ -19,6 +20,8 @@ export interface CheckOptions {
   readonly maxDepth?: number;
   /** Seconds. */
   readonly timeLimit?: number;
+  /** Set false to explore without the model's symmetry reduction. */
+  readonly symmetry?: boolean;
   /** Set false to skip liveness properties (and the graph they need). */
   readonly liveness?: boolean;
   /** Called about once a second while the search runs. */
@@ -48,10 +51,14 @@ export interface CheckResult {
   readonly stuck?: readonly string[];
   /** Why an incomplete search stopped. */
   readonly reason?: string;
+  /** What reductions were applied or skipped, for the reader of the result. */
+  readonly notes?: readonly string[];
   readonly stats: Stats;
 }
 
 const NO_PARENT = 0xffffffff;
+/** Under symmetry, the first states expanded are used to check that properties and steps are symmetric. */
+const SYMMETRY_SAMPLES = 200;
 
 /** Raised inside the search when the model itself misbehaves (throws, mutates, returns non-data). */
 class ModelFault extends Error {
@@ -114,6 +121,11 @@ class Search<S> {
   private readonly labels: { readonly fn: (s: S) => boolean; readonly column: U8Column; readonly name: string }[] = [];
   /** Graph mode: the index of the state the last addState found already visited. */
   private found = -1;
+  /** Symmetry: the representative function, when the model declares one and it is on. */
+  private readonly canon: ((s: S) => S) | undefined;
+  /** The state `apply` stored (its representative under symmetry). */
+  private stored!: S;
+  private readonly notes: string[] = [];
   private readonly parent = new U32Column();
   private readonly via = new U32Column();
   private readonly fp = new Uint32Array(2);
@@ -130,6 +142,14 @@ class Search<S> {
     const liveness = Object.entries(system.spec.liveness ?? {});
     this.graph = liveness.length > 0 && opts.liveness !== false;
     this.seen = new FingerprintSet(1 << 16, this.graph);
+    const sym = system.spec.symmetry;
+    if (sym && opts.symmetry !== false) {
+      if (this.graph) this.notes.push('symmetry reduction is off: liveness is checked on the full graph');
+      else {
+        this.canon = canonicalizer(sym);
+        this.notes.push(`symmetry reduction over ${sym.size} interchangeable ranks`);
+      }
+    }
     if (this.graph) {
       for (const [name, l] of liveness) {
         this.labels.push({ name: `${name}.p`, fn: l.p, column: new U8Column() });
@@ -139,14 +159,14 @@ class Search<S> {
   }
 
   run(): CheckResult {
+    let r: CheckResult;
     try {
-      return this.search();
+      r = this.search();
     } catch (e) {
-      if (e instanceof ModelFault) {
-        return { verdict: 'error', message: e.message, stats: this.stats() };
-      }
-      throw e;
+      if (!(e instanceof ModelFault)) throw e;
+      r = { verdict: 'error', message: e.message, stats: this.stats() };
     }
+    return this.notes.length > 0 ? { ...r, notes: this.notes } : r;
   }
 
   private search(): CheckResult {
@@ -165,7 +185,7 @@ class Search<S> {
 
     // Initial states: depth 0.
     for (let i = 0; i < this.system.inits.length; i++) {
-      const s = this.system.inits[i];
+      const s = this.canon ? this.canon(this.system.inits[i]) : this.system.inits[i];
       this.enc.encode(s);
       if (this.addState(NO_PARENT, i)) {
         cur.push(this.enc.words, this.enc.length);
@@ -183,6 +203,7 @@ class Search<S> {
         const idx = levelBase + k;
         const s = this.enc.decode(cur.words, cur.starts[k], false, true) as S;
         if (this.graph) this.edgeStart.push(this.edgeTarget.length);
+        if (this.canon !== undefined && idx < SYMMETRY_SAMPLES) this.checkSymmetry(s, idx, invariants);
         let enabled = 0;
         for (let a = 0; a < instances.length; a++) {
           const inst = instances[a];
@@ -212,7 +233,7 @@ class Search<S> {
           }
           if (added) {
             next.push(this.enc.words, this.enc.length);
-            const bad = this.checkState(t, this.parent.length - 1, invariants, goals);
+            const bad = this.checkState(this.stored, this.parent.length - 1, invariants, goals);
             if (bad) return bad;
             if (this.parent.length >= maxStates) {
               return this.incomplete(`state limit ${maxStates} reached`);
@@ -402,8 +423,17 @@ class Search<S> {
         idx,
       );
     }
+    let u = t;
+    if (this.canon !== undefined && t !== undefined) {
+      try {
+        u = this.canon(t);
+      } catch (e) {
+        throw new ModelFault(`symmetry: permute threw after action ${formatLabel(inst.label)}: ${errText(e)}\n  on state: ${show(t as Data, 600)}`, idx);
+      }
+    }
+    this.stored = u;
     try {
-      this.enc.encode(t, true);
+      this.enc.encode(u, true);
     } catch (e) {
       if (e instanceof DataError) {
         const what = e.path === '' && t === undefined ? 'returned undefined (an effect must return the next state)' : `produced a bad field ${e.message}`;
@@ -412,6 +442,70 @@ class Search<S> {
       throw e;
     }
     return t;
+  }
+
+  /**
+   * Symmetry is sound only when the invariants do not single out a rank and the steps commute with renaming
+   * ranks: sample both on a renamed copy of an early state.
+   */
+  private checkSymmetry(s: S, idx: number, invariants: [string, (s: S) => boolean][]): void {
+    const sym = this.system.spec.symmetry!;
+    const perm = samplePermutation(sym.size, idx + 7);
+    const moved = sym.permute(s, perm);
+    for (const [name, inv] of invariants) {
+      if (inv(s) !== inv(moved)) {
+        throw new ModelFault(
+          `symmetry: invariant '${name}' is not symmetric (it gives different answers when ranks are renamed by [${perm.join(', ')}]); ` +
+            `it probably names a specific rank. Make it symmetric or check with symmetry off.\n  on state: ${show(s as Data, 600)}`,
+          idx,
+        );
+      }
+    }
+    const successors = (x: S) => {
+      const out = new Set<string>();
+      for (const inst of this.system.instances) {
+        if (!this.guard(inst, x, idx)) continue;
+        this.apply(inst, x, idx);
+        out.add(Array.from(this.enc.words.subarray(0, this.enc.length)).join(','));
+      }
+      return out;
+    };
+    const a = successors(s);
+    const b = successors(moved);
+    if (a.size !== b.size || [...a].some((w) => !b.has(w))) {
+      throw new ModelFault(
+        `symmetry: the steps do not commute with renaming ranks by [${perm.join(', ')}] (the renamed state has other successors); ` +
+          `check 'permute' renames every rank-indexed and rank-valued field.\n  on state: ${show(s as Data, 600)}`,
+        idx,
+      );
+    }
+  }
+
+  /**
+   * Under symmetry the stored path runs through representatives; rebuild a real behaviour from the initial
+   * state by choosing, at each step, an action whose result has the same representative as the stored one.
+   */
+  private concretize(initial: S, path: readonly ActionInstance<S>[]): ActionInstance<S>[] {
+    const key = (x: S) => {
+      this.enc.encode(this.canon!(x));
+      return Array.from(this.enc.words.subarray(0, this.enc.length)).join(',');
+    };
+    let rep = this.canon!(initial);
+    let c = initial;
+    const out: ActionInstance<S>[] = [];
+    for (const inst of path) {
+      const nextRep = inst.action.spec.effect(rep, inst.params);
+      const want = key(nextRep);
+      const match = this.system.instances.find((b) => {
+        const g = b.action.spec.guard;
+        return (!g || g(c, b.params)) && key(b.action.spec.effect(c, b.params)) === want;
+      });
+      if (!match) throw new Error(`internal: no concrete step matches ${formatLabel(inst.label)} under symmetry`);
+      out.push(match);
+      c = match.action.spec.effect(c, match.params);
+      rep = this.canon!(nextRep);
+    }
+    return out;
   }
 
   /** Some effect mutated the state it was given: re-run each on a frozen copy to name the action and field. */
@@ -443,7 +537,7 @@ class Search<S> {
     }
     const initial = this.system.inits[this.via.get(i)];
     const path = [...chain.reverse().map((id) => this.system.instances[id]), ...extra];
-    return replay(initial, path);
+    return replay(initial, this.canon ? this.concretize(initial, path) : path);
   }
 
   private violated(property: string, kind: PropertyKind, message: string, trace: Trace | undefined): CheckResult {

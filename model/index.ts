@@ -16,5 +16,6 @@ export {
 } from './system.ts';
 export { type Expectation, type Protocol, type Variant, defineProtocol } from './registry.ts';
 export { type CheckOptions, type CheckResult, type PropertyKind, type Stats, type Verdict, check, replay } from './explorer.ts';
+export { type Symmetry, canonicalizer } from './symmetry.ts';
 export { type FairnessKind, type Liveness, alwaysEventually, eventually, leadsTo } from './liveness.ts';
 export { type Trace, type TraceStep, buildTrace, formatTrace, traceToJson } from './trace.ts';

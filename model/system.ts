@@ -15,6 +15,7 @@
  */
 import { type Data, DataError, Encoder, deepFreeze } from './data.ts';
 import type { FairnessKind, Liveness } from './liveness.ts';
+import type { Symmetry } from './symmetry.ts';
 
 export type { Data } from './data.ts';
 
@@ -84,6 +85,8 @@ export interface SystemSpec<S> {
    * instances form one unit ("the main thread keeps running"). Actions may also declare their own.
    */
   readonly fairness?: FairnessKind | { readonly [actor: string]: FairnessKind };
+  /** Interchangeable ranks, for symmetry reduction (see model/symmetry.ts). */
+  readonly symmetry?: Symmetry<S>;
 }
 
 /** One action with one parameter combination: the unit the explorer fires. */
