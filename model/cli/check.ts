@@ -18,6 +18,8 @@ export const checkHelp = `interleave check [TARGET...] [options]
   --config NAME       a protocol's named configuration (default: its 'check' one)
   --traces            print the counterexample of every violated target (default: only for named targets)
   --full              show the full state after every step of a counterexample
+  --no-symmetry       explore without the model's symmetry reduction
+  --no-liveness       skip liveness properties (and the state graph they need)
   --quiet             no progress on stderr`;
 
 export interface Outcome {
@@ -54,6 +56,8 @@ export async function checkCommand(argv: string[]): Promise<number> {
     traces: { type: 'boolean' },
     full: { type: 'boolean' },
     quiet: { type: 'boolean' },
+    'no-symmetry': { type: 'boolean' },
+    'no-liveness': { type: 'boolean' },
   });
   const limits = {
     maxStates: intFlag('max-states', values['max-states']),
@@ -74,6 +78,8 @@ export async function checkCommand(argv: string[]): Promise<number> {
       ...(limits.maxStates !== undefined ? { maxStates: limits.maxStates } : {}),
       ...(limits.maxDepth !== undefined ? { maxDepth: limits.maxDepth } : {}),
       ...(limits.timeLimit !== undefined ? { timeLimit: limits.timeLimit } : {}),
+      ...(values['no-symmetry'] ? { symmetry: false } : {}),
+      ...(values['no-liveness'] ? { liveness: false } : {}),
       onProgress: progress.tick,
     });
     progress.done();
@@ -104,6 +110,7 @@ function toJson(o: Outcome) {
     seconds: Number(r.stats.seconds.toFixed(3)),
     asExpected: o.asExpected,
     message: r.message ?? r.reason ?? null,
+    ...(r.notes ? { notes: r.notes } : {}),
     ...(r.stuck ? { stuck: r.stuck } : {}),
     trace: r.trace ? traceToJson(r.trace) : null,
   };
@@ -125,6 +132,7 @@ export function formatOutcomes(outcomes: readonly Outcome[], opts: { traces: boo
   for (const o of outcomes) {
     const r = o.result;
     const name = `${o.target.protocol}:${o.target.variant}`;
+    if (r.notes && (opts.traces || !o.asExpected)) parts.push(`\n${name}: ${r.notes.join('; ')}`);
     if (r.verdict === 'error') parts.push(`\n${name}: model error: ${r.message}`);
     else if (r.verdict === 'incomplete') parts.push(`\n${name}: incomplete: ${r.reason}`);
     else if (r.verdict === 'violated' && (opts.traces || !o.asExpected)) {
