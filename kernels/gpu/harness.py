@@ -561,6 +561,89 @@ case("eplb-async-rebalance", "fixed", False)(lambda t: worker_flag(t, True))
 case("eplb-async-rebalance", "no-try-finally", True, trials=40)(lambda t: raising_worker(t, False))
 
 
+
+# ---- outputs for the ONNX oracle: small seeded inputs, float32, compared in TypeScript at 1e-5 ------------------
+# Input conventions (kernels/gpu/oracle.ts regenerates the same tensors with kernels/random.ts):
+#   row-parallel: x [n, k] = rng(seed), w [k, m] = rng(seed + 1), bias [m] = rng(seed + 2)
+#   dp-padding:   xs[r] [c_r, h] = rng(seed + 10 + r); w1 [h, f] = rng(seed + 1), b1 [f] = rng(seed + 2),
+#                 w2 [f, h] = rng(seed + 3), b2 [h] = rng(seed + 4)
+
+
+def oracle_row_parallel(seed: int, n: int, k: int, m: int, tp: int, chunk: int) -> dict:
+    """The fixed overlap-linear protocol on real streams: chunk matmuls on C, the TP sum on K after C's event."""
+    x = random_tensor(seed, (n, k)).to(DEV)
+    w = random_tensor(seed + 1, (k, m)).to(DEV)
+    bias = random_tensor(seed + 2, (m,)).to(DEV)
+    C, K = torch.cuda.Stream(), torch.cuda.Stream()
+    bounds = [(i * k) // tp for i in range(tp + 1)]
+    partial = torch.zeros(tp, n, m, device=DEV)
+    out = torch.zeros(n, m, device=DEV)
+    C.wait_stream(torch.cuda.current_stream())
+    K.wait_stream(torch.cuda.current_stream())
+    events = []
+    for start in range(0, n, chunk):
+        end = min(n, start + chunk)
+        with torch.cuda.stream(C):
+            for r in range(tp):
+                torch.mm(x[start:end, bounds[r] : bounds[r + 1]], w[bounds[r] : bounds[r + 1]], out=partial[r, start:end])
+        ev = torch.cuda.Event()
+        ev.record(C)
+        K.wait_event(ev)
+        with torch.cuda.stream(K):
+            torch.sum(partial[:, start:end], dim=0, out=out[start:end])
+        done = torch.cuda.Event()
+        done.record(K)
+        events.append(done)
+    for ev in events:
+        C.wait_event(ev)
+    with torch.cuda.stream(C):
+        y = out + bias
+    torch.cuda.synchronize()
+    return {"kernel": "row-parallel", "seed": seed, "n": n, "k": k, "m": m, "tp": tp, "chunk": chunk, "y": y.flatten().tolist()}
+
+
+def oracle_dp_padding(seed: int, counts: list[int], h: int, f: int) -> dict:
+    """Pad every rank to max, gather (all-gather, or all-reduce of prefix-placed rows), FFN, unpad."""
+    dp, mx, total = len(counts), max(counts), sum(counts)
+    mode = "allGather" if 2 * total > mx * dp else "allReduce"
+    xs = [random_tensor(seed + 10 + r, (c, h)).to(DEV) for r, c in enumerate(counts)]
+    w1, b1 = random_tensor(seed + 1, (h, f)).to(DEV), random_tensor(seed + 2, (f,)).to(DEV)
+    w2, b2 = random_tensor(seed + 3, (f, h)).to(DEV), random_tensor(seed + 4, (h,)).to(DEV)
+    streams = [torch.cuda.Stream() for _ in range(dp)]
+    if mode == "allGather":
+        gathered = torch.zeros(mx * dp, h, device=DEV)
+        offsets = [r * mx for r in range(dp)]
+        for r, s in enumerate(streams):
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                padded = torch.zeros(mx, h, device=DEV)
+                padded[: counts[r]] = xs[r]
+                gathered[offsets[r] : offsets[r] + mx] = padded
+    else:
+        offsets = [sum(counts[:r]) for r in range(dp)]
+        contributions = torch.zeros(dp, total, h, device=DEV)
+        for r, s in enumerate(streams):
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                contributions[r, offsets[r] : offsets[r] + counts[r]] = xs[r]
+    for s in streams:
+        torch.cuda.current_stream().wait_stream(s)
+    if mode == "allReduce":
+        gathered = contributions.sum(dim=0)
+    y = torch.relu(gathered @ w1 + b1) @ w2 + b2
+    ys = [y[offsets[r] : offsets[r] + counts[r]].flatten().tolist() for r in range(dp)]
+    torch.cuda.synchronize()
+    return {"kernel": "dp-padding", "seed": seed, "counts": counts, "h": h, "f": f, "mode": mode, "ys": ys}
+
+
+def oracle_outputs() -> list[dict]:
+    return [
+        oracle_row_parallel(101, 48, 32, 16, 2, 16),
+        oracle_row_parallel(202, 50, 24, 8, 4, 16),
+        oracle_dp_padding(303, [5, 3, 0, 4], 8, 16),
+        oracle_dp_padding(404, [8, 0, 0, 1], 8, 16),
+    ]
+
 # ---- driver ---------------------------------------------------------------------------------------------------------
 
 
@@ -623,7 +706,8 @@ def sanitizer_run(name: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", "out"))
-    ap.add_argument("--trials", type=int, default=1000)
+    ap.add_argument("--trials", type=int, default=1000, help="trials per mode for fixed variants")
+    ap.add_argument("--buggy-trials", type=int, default=200, help="trials for buggy variants (schedule replayed)")
     ap.add_argument("--cases", default="all")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sanitizer", action="store_true")
@@ -638,7 +722,7 @@ def main() -> None:
     rows = []
     for name in names:
         t0 = time.perf_counter()
-        row = run_case(name, args.trials, args.seed)
+        row = run_case(name, args.buggy_trials if CASES[name].buggy else args.trials, args.seed)
         if args.sanitizer:
             try:
                 row["sanitizer"] = sanitizer_run(name)
@@ -656,6 +740,8 @@ def main() -> None:
     }
     with open(os.path.join(args.out, "evidence.json"), "w") as f:
         json.dump({"meta": meta, "rows": [{k: v for k, v in r.items() if k != "sampleTrace"} for r in rows]}, f, indent=1)
+    with open(os.path.join(args.out, "outputs.json"), "w") as f:
+        json.dump({"meta": meta, "outputs": oracle_outputs()}, f)
     with open(os.path.join(args.out, "traces.jsonl"), "w") as f:
         for r in rows:
             for ev in r["sampleTrace"]:

@@ -1,6 +1,7 @@
 /** The `interleave` command line: dispatches to one module per command; usage errors exit 2 in one line. */
 import { checkCommand, checkHelp } from './check.ts';
 import { EXIT_OK, EXIT_USAGE, UsageError } from './errors.ts';
+import { gpuReportCommand, gpuReportHelp } from './gpu-report.ts';
 import { listCommand } from './list.ts';
 
 type Command = { run: (argv: string[]) => Promise<number>; help: string };
@@ -8,6 +9,7 @@ type Command = { run: (argv: string[]) => Promise<number>; help: string };
 const commands: Record<string, Command> = {
   check: { run: checkCommand, help: checkHelp },
   list: { run: listCommand, help: 'interleave list [--json]   built-in protocols and their variants, one line each' },
+  'gpu-report': { run: gpuReportCommand, help: gpuReportHelp },
 };
 
 export function registerCommand(name: string, command: Command): void {
