@@ -4,7 +4,7 @@
  * frozen value, and checks on the way that nothing else (functions, undefined, NaN, cycles) slipped in.
  */
 
-import { type SharedLookup, type ShapeEncoder, compileShapeEncoder } from './shape-encoder.ts';
+import { type EncoderHooks, type ShapeEncoder, compileShapeEncoder } from './shape-encoder.ts';
 
 export type Data = null | boolean | number | string | readonly Data[] | { readonly [key: string]: Data };
 
@@ -66,37 +66,54 @@ export class Encoder {
    */
   encode(value: unknown, reuse = false): void {
     this.useShared = reuse && this.shared.size > 0;
+    this.current = value;
     const fast = this.fast;
     if (fast !== undefined) {
-      if (this.words.length < fast.maxWords) this.words = new Int32Array(fast.maxWords * 2);
-      const n = fast.encode(value, this.words, this.useShared ? this.sharedLookup : null);
-      if (n >= 0) {
-        this.length = n;
-        return;
-      }
-      // Mostly off-shape values: the compiled path only costs, so drop it.
-      if (++this.fastMisses > 1000 && this.fastMisses * 2 > ++this.fastTries) this.fast = undefined;
+      this.length = fast.encode(value, this.useShared ? this.hooksShared : this.hooksPlain);
+      return;
     }
     this.length = 0;
+    this.put(value, 0);
+  }
+
+  /** The generic path alone (the reference the compiled fast path must agree with, word for word). */
+  encodeGeneric(value: unknown): void {
+    this.useShared = false;
     this.current = value;
+    this.length = 0;
     this.put(value, 0);
   }
 
   private fast: ShapeEncoder | undefined = undefined;
-  private fastMisses = 0;
-  private fastTries = 0;
   private fastStrings = -1;
 
-  private readonly sharedLookup: SharedLookup = {
-    copy: (v, w, at) => {
+  private readonly generic = (v: unknown, p: number): number => {
+    this.length = p;
+    this.put(v, 0);
+    return this.length;
+  };
+
+  private readonly room = (p: number, need: number): Int32Array => {
+    if (this.words.length < p + need) {
+      let cap = this.words.length * 2;
+      while (cap < p + need) cap *= 2;
+      const grown = new Int32Array(cap);
+      grown.set(this.words.subarray(0, p));
+      this.words = grown;
+    }
+    return this.words;
+  };
+
+  private readonly hooksPlain: EncoderHooks = { generic: this.generic, room: this.room, copyShared: null };
+  private readonly hooksShared: EncoderHooks = {
+    generic: this.generic,
+    room: this.room,
+    copyShared: (v, p) => {
       const e = this.shared.get(v);
       if (e === undefined) return -1;
-      const start = this.spans[2 * e];
-      const len = this.spans[2 * e + 1];
-      if (at + len > w.length) return -1;
-      const src = this.sharedWords;
-      for (let i = 0; i < len; i++) w[at + i] = src[start + i];
-      return at + len;
+      this.length = p;
+      this.copyShared(e);
+      return this.length;
     },
   };
 
@@ -111,8 +128,6 @@ export class Encoder {
     collectStrings(sample, own);
     const known = [...own, ...this.strings.filter((x) => !own.has(x))];
     this.fast = compileShapeEncoder(sample, (x) => this.intern(x), known);
-    this.fastMisses = 0;
-    this.fastTries = 0;
   }
 
   private push(w: number): void {

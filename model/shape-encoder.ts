@@ -1,47 +1,51 @@
 /**
  * A fast path for the encoder: JavaScript generated for the shape of one sample state (its object keys and
- * array lengths), writing exactly the words the generic encoder writes. Any value that strays from the
- * shape (another key set, another length, a wide number, a nested value where a scalar was) makes the
- * compiled function return -1 and the generic encoder takes over, so the encoding of a value never depends
- * on which path encoded it.
+ * array lengths), writing exactly the words the generic encoder writes. A subtree that strays from the shape
+ * (another key set, another length, a wide number, a nested value where a scalar was) is handed to the
+ * generic encoder at that position, so the encoding of a value never depends on which path encoded it, and
+ * a state whose queues grow and shrink still takes the fast path everywhere else.
  */
 import type { Data } from './data.ts';
 
-/** Writes the encoding of `v` into `words` (which has room for `maxWords`); returns its length, or -1. */
-export type CompiledEncoder = (v: unknown, words: Int32Array, shared: SharedLookup | null) => number;
-
-/** The generic encoder's copy-from-parent cache, for subtrees large enough to be worth a lookup. */
-export interface SharedLookup {
-  copy(v: object, words: Int32Array, at: number): number;
+/** The generic encoder's services the compiled code calls back into. */
+export interface EncoderHooks {
+  /** Encodes `v` generically at word `p`; returns the new end. May reallocate the word buffer. */
+  readonly generic: (v: unknown, p: number) => number;
+  /** The current word buffer, grown to hold at least `p + need` words. */
+  readonly room: (p: number, need: number) => Int32Array;
+  /** Copies a subtree shared with the parent state (see Encoder): returns the new end, or -1. */
+  readonly copyShared: ((v: object, p: number) => number) | null;
 }
+
+/** Writes the encoding of `v` from word 0 of `hooks.room(0, maxWords)`; returns its length. */
+export type CompiledEncoder = (v: unknown, hooks: EncoderHooks) => number;
 
 export interface ShapeEncoder {
   readonly encode: CompiledEncoder;
+  /** Words the compiled code writes between fallbacks, at most (it re-checks room after each fallback). */
   readonly maxWords: number;
 }
 
 /** Arrays and objects this large (in words) try the copy-from-parent cache before encoding. */
 const SHARE_MIN_WORDS = 12;
-/** Past this many words or nodes the generated code would be too large to pay off. */
+/** Past this many words the generated code would be too large to pay off. */
 const MAX_WORDS = 4096;
 
 interface Gen {
   lines: string[];
   vars: number;
-  strings: string[];
   words: number;
 }
 
-/**
- * Compiles an encoder for the shape of `sample`. `intern` and `keyId` must be the generic encoder's own
- * (same ids), and `knownStrings` the strings worth comparing inline before falling back to `intern`.
- */
+/** After any generic fallback: continue writing into the (possibly reallocated) buffer, with room. */
+const FALLBACK = (expr: string) => `p = H.generic(${expr}, p); w = H.room(p, MAXW);`;
+
 export function compileShapeEncoder(
   sample: Data,
   intern: (s: string) => number,
   knownStrings: readonly string[],
 ): ShapeEncoder | undefined {
-  const g: Gen = { lines: [], vars: 0, strings: [], words: 0 };
+  const g: Gen = { lines: [], vars: 0, words: 0 };
   if (!emit(g, sample, 'v', intern)) return undefined;
   if (g.words > MAX_WORDS) return undefined;
   const known = knownStrings.slice(0, 24);
@@ -51,16 +55,18 @@ export function compileShapeEncoder(
     '"use strict";',
     consts,
     `const OP = Object.prototype;`,
+    `const MAXW = ${g.words};`,
     // for-in over a plain object walks V8's enum cache without allocating, unlike Object.keys.
     `const ownKeyCount = (o) => { let n = 0; for (const k in o) n++; return n; };`,
     `const id = (t) => ${chain}intern(t);`,
-    `return function encodeShape(v, w, shared) {`,
-    `let p = 0, t;`,
+    `return function encodeShape(v, H) {`,
+    `let p = 0, t, c;`,
+    `let w = H.room(0, MAXW);`,
     ...g.lines,
     `return p;`,
     `};`,
   ].join('\n');
-  // eslint-disable-next-line no-new-func -- generated from the model's own shape: no user strings become code
+  // Generated from the model's own shape: keys are embedded through JSON.stringify, no other text becomes code.
   const make = new Function('K', 'intern', body) as (k: readonly string[], i: (s: string) => number) => CompiledEncoder;
   return { encode: make(known, intern), maxWords: g.words };
 }
@@ -72,7 +78,7 @@ function scalar(g: Gen, expr: string): void {
     `if (typeof t === 'string') w[p++] = (id(t) << 3) | 5;`,
     `else if (t === true) w[p++] = 2; else if (t === false) w[p++] = 1; else if (t === null) w[p++] = 0;`,
     `else if (typeof t === 'number' && (t | 0) === t && t >= -134217728 && t <= 134217727) w[p++] = (t << 3) | 3;`,
-    `else return -1;`,
+    `else { ${FALLBACK('t')} }`,
   );
 }
 
@@ -98,19 +104,22 @@ function emit(g: Gen, v: Data, expr: string, intern: (s: string) => number): boo
   }
   const x = `x${g.vars++}`;
   const start = g.words;
-  const headerAt = g.lines.length;
+  const inner: string[] = [];
+  const outer = g.lines;
+  g.lines = inner;
+  let test: string;
   if (Array.isArray(v)) {
-    g.lines.push(`const ${x} = ${expr};`, `if (!Array.isArray(${x}) || ${x}.length !== ${v.length}) return -1;`);
-    g.lines.push(`w[p++] = ${(v.length << 3) | 6};`);
+    test = `Array.isArray(${x}) && ${x}.length === ${v.length}`;
+    inner.push(`w[p++] = ${(v.length << 3) | 6};`);
     g.words += 1;
     const elemShapes = new Set(v.map(shapeKey));
     if (v.length > 2 && elemShapes.size === 1) {
       // One shape for every element: a loop instead of unrolled code.
       const i = `i${g.vars++}`;
       const before = g.words;
-      g.lines.push(`for (let ${i} = 0; ${i} < ${v.length}; ${i}++) {`);
+      inner.push(`for (let ${i} = 0; ${i} < ${v.length}; ${i}++) {`);
       if (!emit(g, v[0], `${x}[${i}]`, intern)) return false;
-      g.lines.push('}');
+      inner.push('}');
       g.words = before + (g.words - before) * v.length;
     } else {
       for (let i = 0; i < v.length; i++) if (!emit(g, v[i], `${x}[${i}]`, intern)) return false;
@@ -118,27 +127,28 @@ function emit(g: Gen, v: Data, expr: string, intern: (s: string) => number): boo
   } else {
     const o = v as Record<string, Data>;
     const keys = Object.keys(o).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    g.lines.push(
-      `const ${x} = ${expr};`,
-      `if (${x} === null || typeof ${x} !== 'object' || Array.isArray(${x}) || Object.getPrototypeOf(${x}) !== OP || ownKeyCount(${x}) !== ${keys.length}) return -1;`,
-      `w[p++] = ${(keys.length << 3) | 7};`,
-    );
+    test =
+      `${x} !== null && typeof ${x} === 'object' && !Array.isArray(${x}) && Object.getPrototypeOf(${x}) === OP && ` +
+      `ownKeyCount(${x}) === ${keys.length}` +
+      // Every expected key present (an absent one reads as undefined): with the count, the key set is exact.
+      keys.map((k) => ` && ${x}[${JSON.stringify(k)}] !== undefined`).join('');
+    inner.push(`w[p++] = ${(keys.length << 3) | 7};`);
     g.words += 1;
     for (const k of keys) {
-      g.lines.push(`w[p++] = ${intern(k)};`);
+      inner.push(`w[p++] = ${intern(k)};`);
       g.words += 1;
-      // An absent key reads as undefined, which no scalar check accepts, so the key set is exact.
       if (!emit(g, o[k], `${x}[${JSON.stringify(k)}]`, intern)) return false;
     }
   }
-  if (g.words - start >= SHARE_MIN_WORDS) {
+  g.lines = outer;
+  outer.push(`const ${x} = ${expr};`);
+  const shared = g.words - start >= SHARE_MIN_WORDS;
+  if (shared) {
     // Large subtree: first try copying it from the parent state's encoding.
-    const bodyLines = g.lines.splice(headerAt + 1);
-    const header = g.lines.pop()!;
-    const name = x;
-    g.lines.push(`${header.replace(`const ${name} = `, `let ${name} = `)}`);
-    g.lines.push(`let c${name} = shared !== null && ${name} !== null && typeof ${name} === 'object' ? shared.copy(${name}, w, p) : -1;`);
-    g.lines.push(`if (c${name} >= 0) p = c${name}; else {`, ...bodyLines, '}');
+    outer.push(`c = H.copyShared !== null && ${x} !== null && typeof ${x} === 'object' ? H.copyShared(${x}, p) : -1;`);
+    outer.push(`if (c >= 0) { p = c; w = H.room(p, MAXW); } else if (${test}) {`, ...inner, `} else { ${FALLBACK(x)} }`);
+  } else {
+    outer.push(`if (${test}) {`, ...inner, `} else { ${FALLBACK(x)} }`);
   }
   return true;
 }
