@@ -33,6 +33,7 @@ export type Stmt<U = any> =
   | { readonly op: 'launch'; readonly stream: string; readonly name: string; readonly reads: readonly ReadSpec[]; readonly writes: readonly string[]; readonly value?: ValueSpec }
   | { readonly op: 'record'; readonly event: string; readonly stream: string }
   | { readonly op: 'waitEvent'; readonly stream: string; readonly event: string }
+  | { readonly op: 'waitStream'; readonly stream: string; readonly other: string }
   | { readonly op: 'syncStream'; readonly stream: string }
   | { readonly op: 'syncEvent'; readonly event: string }
   | { readonly op: 'syncDevice' }
@@ -40,6 +41,7 @@ export type Stmt<U = any> =
   | { readonly op: 'free'; readonly buf: string }
   | { readonly op: 'recordStream'; readonly buf: string; readonly stream: string }
   | { readonly op: 'p2p'; readonly dir: 'send' | 'recv'; readonly peer: number; readonly buf: string; readonly backend: Backend; readonly handle?: string; readonly stream?: string }
+  | { readonly op: 'batch'; readonly ops: readonly Extract<Stmt<any>, { op: 'p2p' }>[]; readonly handle?: string; readonly stream?: string }
   | { readonly op: 'wait'; readonly handle: string; readonly stream?: string }
   | { readonly op: 'collective'; readonly kind: CollectiveKind; readonly buf?: string; readonly group: string; readonly backend: Backend; readonly handle?: string; readonly stream?: string }
   | { readonly op: 'cpuRead'; readonly buf: string; readonly into?: string; readonly expect?: string }
@@ -55,13 +57,13 @@ export type Stmt<U = any> =
   | { readonly op: 'tryCatch'; readonly body: readonly Stmt<U>[]; readonly handler: readonly Stmt<U>[] }
   | { readonly op: 'step'; readonly name: string; readonly guard?: Cond<U>; readonly effect: (c: Ctx<U>) => Update<U>; readonly describe?: (c: Ctx<U>) => string };
 
-/** What a statement list may contain: statements, nested lists, and skipped `undefined`/`false`/`null`. */
-export type Body<U = any> = readonly (Stmt<U> | Body<U> | undefined | null | false)[];
+/** What a statement list may contain: statements, nested lists, and skipped `undefined`/`false`/`null`/`''`. */
+export type Body<U = any> = readonly (Stmt<U> | Body<U> | undefined | null | false | '')[];
 
 export function flat<U>(b: Body<U>): Stmt<U>[] {
   const out: Stmt<U>[] = [];
   for (const x of b) {
-    if (x === undefined || x === null || x === false) continue;
+    if (x === undefined || x === null || x === false || x === '') continue;
     if (Array.isArray(x)) out.push(...flat(x as Body<U>));
     else out.push(x as Stmt<U>);
   }
@@ -92,6 +94,11 @@ export function record(event: string, stream: string): Stmt<any> {
 /** `stream.wait_event(event)`: later work on `stream` waits for the event's capture point. A no-op if `event` was never recorded. */
 export function waitEvent(stream: string, event: string): Stmt<any> {
   return { op: 'waitEvent', stream, event };
+}
+
+/** `stream.wait_stream(other)`: later work on `stream` waits for the work queued on `other` so far. */
+export function waitStream(stream: string, other: string): Stmt<any> {
+  return { op: 'waitStream', stream, other };
 }
 
 /** `stream.synchronize()`: blocks the CPU thread until the work queued on `stream` so far is done. */
@@ -137,7 +144,11 @@ export interface CommOptions {
   readonly stream?: string;
 }
 
-/** `dist.isend(buf, peer)`: completes only once `peer` posted the matching receive (P2P ops of a pair match in issue order). */
+/**
+ * `dist.isend(buf, peer)`: completes only once `peer` posted the matching receive. NCCL: the ops of a pair, both
+ * directions, run in issue order on the pair's queue `p2p:<peer>` (so two ranks that both send first deadlock,
+ * as ungrouped NCCL P2P does). gloo: one queue per direction (`gloo-send:<peer>`, `gloo-recv:<peer>`).
+ */
 export function isend(peer: number, buf: string, o: CommOptions = {}): Stmt<any> {
   return { op: 'p2p', dir: 'send', peer, buf, backend: o.backend ?? 'nccl', ...(o.handle ? { handle: o.handle } : {}), ...(o.stream ? { stream: o.stream } : {}) };
 }
@@ -145,6 +156,20 @@ export function isend(peer: number, buf: string, o: CommOptions = {}): Stmt<any>
 /** `dist.irecv(buf, peer)`: writes `buf` with the value of the matching send. */
 export function irecv(peer: number, buf: string, o: CommOptions = {}): Stmt<any> {
   return { op: 'p2p', dir: 'recv', peer, buf, backend: o.backend ?? 'nccl', ...(o.handle ? { handle: o.handle } : {}), ...(o.stream ? { stream: o.stream } : {}) };
+}
+
+/**
+ * `dist.batch_isend_irecv([...])` (NCCL): the isend/irecv ops are posted as one group, so the two directions
+ * between a pair no longer block each other (two ranks that both send first do not deadlock). Between a pair,
+ * a batch completes in one step with the peer's batch when their sends and receives mirror each other (matched
+ * in order per direction). `handle` names the whole batch.
+ */
+export function batchIsendIrecv(ops: readonly Stmt<any>[], o: { readonly handle?: string; readonly stream?: string } = {}): Stmt<any> {
+  const p2p = ops.map((x) => {
+    if (x.op !== 'p2p' || x.backend !== 'nccl') throw new Error('batchIsendIrecv takes NCCL isend(...)/irecv(...) statements');
+    return x;
+  });
+  return { op: 'batch', ops: p2p, ...(o.handle ? { handle: o.handle } : {}), ...(o.stream ? { stream: o.stream } : {}) };
 }
 
 /**

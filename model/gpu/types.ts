@@ -26,7 +26,7 @@ export type Vars = { readonly [name: string]: Data };
 export interface GpuState<U = null> {
   /** Per rank, per thread: its pc. */
   readonly threads: readonly { readonly [thread: string]: Pc }[];
-  /** Per rank, per stream (compute streams, then `p2p:<peer>`, `gloo:<peer>`, `nccl:<group>`): queued work, oldest first. */
+  /** Per rank, per stream (compute streams, then `p2p:<peer>`, `gloo-send:<peer>`, `gloo-recv:<peer>`, `nccl:<group>`): queued work, oldest first. */
   readonly streams: readonly { readonly [stream: string]: readonly string[] }[];
   /** Per rank, per event: the key of its latest record, or null if never recorded. */
   readonly events: readonly { readonly [event: string]: string | null }[];
@@ -115,6 +115,10 @@ export interface GpuSystemSpec<U> {
   readonly terminal?: (s: GpuState<U>) => boolean;
   /** Extra lines for a deadlock explanation. */
   readonly explainStuck?: (s: GpuState<U>) => readonly string[];
+  /** Temporal properties (`eventually`, `alwaysEventually`, `leadsTo` from model/liveness.ts), passed to the system. */
+  readonly liveness?: { readonly [name: string]: import('../liveness.ts').Liveness<GpuState<U>> };
+  /** Fairness per actor (`rank 0 main`, `rank 0 stream C`, ...) or for all, passed to the system. */
+  readonly fairness?: import('../liveness.ts').FairnessKind | { readonly [actor: string]: import('../liveness.ts').FairnessKind };
   /** Turn kit checks off: `{ 'no-uninitialised-read': false }`. */
   readonly checks?: { readonly [P in KitProperty]?: boolean };
 }

@@ -1,0 +1,49 @@
+/** Read-only helpers for a protocol's own invariants over a `GpuState`. */
+import type { GpuState, Pc } from './types.ts';
+
+/** The value tag buffer `buf` of rank `rank` holds (null: never written through it, or not allocated). Preallocated buffers are found by name. */
+export function bufferValue(s: GpuState<any>, rank: number, buf: string): string | null {
+  for (const blk of s.blocks[rank]) {
+    if (blk.buf !== buf || blk.data === null) continue;
+    const i = blk.data.indexOf('=');
+    return blk.data.slice(0, i) === buf ? blk.data.slice(i + 1) : null;
+  }
+  return null;
+}
+
+/** Keys of the queued ops that may still touch buffer `buf`'s block on rank `rank`, oldest first. */
+export function pendingOps(s: GpuState<any>, rank: number, buf: string): string[] {
+  for (const blk of s.blocks[rank]) {
+    if (blk.buf === buf) return blk.pending.map((e) => e.split(' ').slice(2).join(' '));
+  }
+  return [];
+}
+
+/** A thread's pc: an instruction index, 'new', 'done' or 'raised'. */
+export function threadPc(s: GpuState<any>, rank: number, thread: string): Pc {
+  return s.threads[rank][thread];
+}
+
+/** Whether a thread has ended, normally or by an exception. */
+export function isFinished(s: GpuState<any>, rank: number, thread: string): boolean {
+  const pc = s.threads[rank][thread];
+  return pc === 'done' || pc === 'raised';
+}
+
+/** The kit fault recorded in the state, as [property, sentence], or undefined. */
+export function faultOf(s: GpuState<any>): [string, string] | undefined {
+  if (s.fault === null) return undefined;
+  const i = s.fault.indexOf(': ');
+  return [s.fault.slice(0, i), s.fault.slice(i + 2)];
+}
+
+/**
+ * The queued items of a rank (one queue, or all), oldest first, as keys such as `"matmul#3"`,
+ * `"recv y from 0#7"`, `"all_reduce #2 g#9"`: for reachability properties like "a receive is in flight while
+ * the forward runs" (`queued(s, 1, 'p2p:0').some((k) => k.startsWith('recv'))`).
+ */
+export function queued(s: GpuState<any>, rank: number, queue?: string): string[] {
+  const qs = s.streams[rank];
+  if (queue !== undefined) return [...(qs[queue] ?? [])];
+  return Object.values(qs).flat();
+}
