@@ -444,7 +444,7 @@ def overlap_linear(t: Trial, k_waits_compute: bool, n: int = 8192, hidden: int =
 
 
 case("overlap-linear", "fixed", False)(lambda t: overlap_linear(t, True))
-case("overlap-linear", "comm-skips-compute-event", True)(lambda t: overlap_linear(t, False))
+case("overlap-linear", "comm-skips-compute-wait", True)(lambda t: overlap_linear(t, False))
 
 
 # ---- pp-async-p2p: the sender's output buffer while the send is pending -------------------------------------------
@@ -491,8 +491,8 @@ def pp_send(t: Trial, variant: str) -> str:
 
 
 case("pp-async-p2p", "fixed", False)(lambda t: pp_send(t, "fixed"))
-case("pp-async-p2p", "deferred-wait-static-buffer", True)(lambda t: pp_send(t, "deferred-wait-static-buffer"))
-case("pp-async-p2p", "record-stream-current", True)(lambda t: pp_send(t, "record-stream-current"))
+case("pp-async-p2p", "b4-deferred-send-wait-static", True)(lambda t: pp_send(t, "deferred-wait-static-buffer"))
+case("pp-async-p2p", "b3-record-stream-current", True, note="raw P2P copy: the communicator records nothing, as in the model's b3 variant")(lambda t: pp_send(t, "record-stream-current"))
 
 
 # ---- eplb-staged-transfer: worker stream W fills the buffer, main stream M copies it out -------------------------
@@ -556,7 +556,7 @@ case("eplb-staged-transfer", "no-consumed-event", True)(lambda t: staged_transfe
 
 # ---- eplb-async-rebalance: the `_compute_ongoing` flag and the raising compute thread -------------------------------
 
-case("eplb-async-rebalance", "flag-set-in-thread", True)(lambda t: worker_flag(t, False))
+case("eplb-async-rebalance", "compute-flag-in-thread", True)(lambda t: worker_flag(t, False))
 case("eplb-async-rebalance", "fixed", False)(lambda t: worker_flag(t, True))
 case("eplb-async-rebalance", "no-try-finally", True, trials=40)(lambda t: raising_worker(t, False))
 

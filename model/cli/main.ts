@@ -2,15 +2,19 @@
 import { checkCommand, checkHelp } from './check.ts';
 import { EXIT_OK, EXIT_USAGE, UsageError } from './errors.ts';
 import { gpuReportCommand, gpuReportHelp } from './gpu-report.ts';
+import { initCommand, initHelp } from './init.ts';
 import { listCommand } from './list.ts';
 import { proveCommand, proveHelp } from './prove.ts';
+import { traceCommand, traceHelp } from './trace.ts';
 
 type Command = { run: (argv: string[]) => Promise<number>; help: string };
 
 const commands: Record<string, Command> = {
   check: { run: checkCommand, help: checkHelp },
   list: { run: listCommand, help: 'interleave list [--json]   built-in protocols and their variants, one line each' },
+  trace: { run: traceCommand, help: traceHelp },
   prove: { run: proveCommand, help: proveHelp },
+  init: { run: initCommand, help: initHelp },
   'gpu-report': { run: gpuReportCommand, help: gpuReportHelp },
 };
 

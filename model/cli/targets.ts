@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
 import { builtinProtocols } from '../../spec/index.ts';
 import { type Expectation, type Protocol, isProtocol } from '../registry.ts';
 import type { System } from '../system.ts';
@@ -58,7 +59,9 @@ async function loadModelFile(path: string): Promise<Record<string, unknown>> {
   const abs = resolve(path);
   if (!existsSync(abs)) throw new UsageError(`model file '${path}' does not exist`);
   try {
-    return (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
+    // tsImport loads the file as ESM wherever it lives: a plain import would treat a .ts file outside an ESM
+    // package (no "type": "module" above it) as CommonJS and fail on its imports.
+    return (await tsImport(pathToFileURL(abs).href, import.meta.url)) as Record<string, unknown>;
   } catch (e) {
     const first = (e instanceof Error ? e.message : String(e)).split('\n')[0];
     throw new UsageError(`model file '${path}' does not load: ${first}`);
@@ -74,7 +77,11 @@ export async function resolveTarget(raw: string, configName?: string): Promise<T
     const m = /^(.*\.(?:m?ts|m?js)):([^/\\]+)$/.exec(raw);
     const [path, variant] = m ? [m[1], m[2]] : [raw, undefined];
     const mod = await loadModelFile(path);
-    const exported = mod.default ?? mod.protocol ?? mod.system;
+    let exported = mod.default ?? mod.protocol ?? mod.system;
+    // A file loaded as CommonJS arrives with its ESM exports one level down.
+    if (!isProtocol(exported) && !isSystem(exported) && typeof exported === 'object' && exported !== null && 'default' in exported) {
+      exported = (exported as { default: unknown }).default;
+    }
     if (isProtocol(exported)) return protocolTargets(exported, variant, configName);
     if (isSystem(exported)) {
       if (variant !== undefined) throw new UsageError(`model file '${path}' exports one system, not a protocol with variants: drop ':${variant}'`);
