@@ -25,6 +25,11 @@ export interface SimulateOptions<S = unknown> {
   readonly seed?: number;
   /** fast-check replay path of a counterexample (from an earlier result's `path`): re-runs that walk only. */
   readonly path?: string;
+  /**
+   * Most shrink candidates fast-check tries (default 2000); the path minimisation that follows removes what
+   * is left. Each candidate costs a walk, so this bounds the shrinking time on large models.
+   */
+  readonly shrinkBudget?: number;
   /** Seconds; walks stop (not failing) when it is spent. */
   readonly timeLimit?: number;
   /** Called on every state a walk reaches (initial states included); for tests and coverage tools. */
@@ -85,6 +90,18 @@ class WalkFault extends Error {}
 
 type WalkInput = readonly [number, readonly number[]];
 
+export const DEFAULT_SHRINK_BUDGET = 2000;
+/** Steps the path minimisation may replay (it stops early, keeping the shortest failing path so far). */
+const MINIMISE_STEPS = 60_000;
+
+/**
+ * Every state is checked to be plain data and frozen (so that an effect mutating its input throws) for the
+ * first FULL_CHECKS steps of a simulation, then one step in CHECK_EVERY: the checks cost a third of a step
+ * on large states, and the explorer checks every state anyway.
+ */
+const FULL_CHECKS = 2000;
+const CHECK_EVERY = 16;
+
 export function simulate<S>(system: System<S>, options: SimulateOptions<S> = {}): SimulationResult {
   const runs = options.runs ?? 1000;
   const depth = options.depth ?? 200;
@@ -93,9 +110,9 @@ export function simulate<S>(system: System<S>, options: SimulateOptions<S> = {})
   const walker = new Walker(system, options.onState);
 
   const choice = fc.noBias(fc.integer({ min: 0, max: 0xffff }));
-  const arb = fc.tuple(
-    fc.integer({ min: 0, max: system.inits.length - 1 }),
-    fc.array(choice, { maxLength: depth, size: 'max' }),
+  const arb = fc.limitShrink(
+    fc.tuple(fc.integer({ min: 0, max: system.inits.length - 1 }), fc.array(choice, { maxLength: depth, size: 'max' })),
+    options.shrinkBudget ?? DEFAULT_SHRINK_BUDGET,
   );
   const params: fc.Parameters<[WalkInput]> = {
     numRuns: runs,
@@ -105,11 +122,15 @@ export function simulate<S>(system: System<S>, options: SimulateOptions<S> = {})
     endOnFailure: false,
   };
   let firstLength: number | undefined;
+  // While shrinking, a candidate walk that has not failed within the shortest failure so far cannot improve
+  // on it: it is cut there (and counts as passing), so a shrink attempt costs at most that many steps.
+  let shortest = Infinity;
   const details = fc.check(
     fc.property(arb, (input) => {
-      const f = walker.walk(input[0], input[1]);
+      const f = walker.walk(input[0], input[1], shortest);
       if (f === undefined) return true;
       if (firstLength === undefined) firstLength = f.path.length;
+      shortest = Math.min(shortest, f.path.length);
       return false;
     }),
     params,
@@ -192,8 +213,11 @@ class Walker<S> {
     return this.goals.map(([n]) => n).filter((n) => !this.reached.has(n));
   }
 
-  /** Runs one walk; undefined when it ends (choices spent, or a terminal state) with no violation. */
-  walk(init: number, choices: readonly number[]): WalkFailure | undefined {
+  /**
+   * Runs one walk; undefined when it ends (choices spent, a terminal state, or `limit` steps taken) with no
+   * violation.
+   */
+  walk(init: number, choices: readonly number[], limit = Infinity): WalkFailure | undefined {
     const { instances } = this.system;
     const path: number[] = [];
     try {
@@ -216,7 +240,7 @@ class Walker<S> {
             ...(stuck ? { stuck } : {}),
           };
         }
-        if (k >= choices.length) return undefined;
+        if (k >= choices.length || k >= limit) return undefined;
         const inst = instances[this.enabled[choices[k] % n]];
         path.push(inst.id);
         const t = this.apply(inst, s);
@@ -240,7 +264,7 @@ class Walker<S> {
           }
         }
         s = t;
-        this.visit(s);
+        if (this.onState !== undefined || this.steps <= FULL_CHECKS || this.steps % CHECK_EVERY === 0) this.visit(s);
         const bad2 = this.checkState(s);
         if (bad2) return { ...bad2, init, path };
       }
@@ -291,14 +315,14 @@ class Walker<S> {
    * Greedy path minimisation after fast-check's shrink: drop any single step (or run of steps) whose removal
    * still leaves a valid path failing the same property, until no removal works.
    */
-  minimise(f: WalkFailure, budget = 20_000): WalkFailure {
+  minimise(f: WalkFailure, stepBudget = MINIMISE_STEPS): WalkFailure {
     let best = f;
+    const stopAt = this.steps + stepBudget;
     let improved = true;
-    while (improved && budget > 0) {
+    while (improved && this.steps < stopAt) {
       improved = false;
-      for (let width = Math.max(1, best.path.length >> 1); width >= 1 && budget > 0; width >>= 1) {
-        for (let i = 0; i + width <= best.path.length && budget > 0; ) {
-          budget--;
+      for (let width = Math.max(1, best.path.length >> 1); width >= 1 && this.steps < stopAt; width >>= 1) {
+        for (let i = 0; i + width <= best.path.length && this.steps < stopAt; ) {
           const cand = [...best.path.slice(0, i), ...best.path.slice(i + width)];
           const r = this.replayPath(best.init, cand);
           if (r !== undefined && r.kind === best.kind && r.property === best.property) {
@@ -384,7 +408,7 @@ class Walker<S> {
     }
     // Frozen states turn a later effect's mutation into a TypeError that names the field (shared subtrees are
     // already frozen, so this costs only the new parts).
-    return deepFreeze(t);
+    return this.steps <= FULL_CHECKS || this.steps % CHECK_EVERY === 0 ? deepFreeze(t) : t;
   }
 
   private isTerminal(s: S): boolean {
@@ -457,4 +481,27 @@ export function reachableStates<S>(system: System<S>, maxStates = 1_000_000): { 
     frontier = next;
   }
   return { keys, complete: true };
+}
+
+/**
+ * One random walk without property checks: from `inits[init]`, step k takes the enabled instance
+ * `choices[k] % enabled`; stops when the choices run out or nothing is enabled. For tests and harnesses that
+ * want model behaviours (e.g. to record them as events); `replay(system.inits[init], path)` gives its Trace.
+ */
+export function walkPath<S>(system: System<S>, init: number, choices: readonly number[]): ActionInstance<S>[] {
+  const path: ActionInstance<S>[] = [];
+  let s = system.inits[init % system.inits.length];
+  const enabled: ActionInstance<S>[] = [];
+  for (const c of choices) {
+    enabled.length = 0;
+    for (const inst of system.instances) {
+      const g = inst.action.spec.guard;
+      if (!g || g(s, inst.params)) enabled.push(inst);
+    }
+    if (enabled.length === 0) break;
+    const inst = enabled[c % enabled.length];
+    s = inst.action.spec.effect(s, inst.params);
+    path.push(inst);
+  }
+  return path;
 }

@@ -5,7 +5,9 @@ import { gpuReportCommand, gpuReportHelp } from './gpu-report.ts';
 import { initCommand, initHelp } from './init.ts';
 import { listCommand } from './list.ts';
 import { proveCommand, proveHelp } from './prove.ts';
+import { simulateCommand, simulateHelp } from './simulate.ts';
 import { traceCommand, traceHelp } from './trace.ts';
+import { validateCommand, validateHelp } from './validate.ts';
 
 type Command = { run: (argv: string[]) => Promise<number>; help: string };
 
@@ -14,6 +16,8 @@ const commands: Record<string, Command> = {
   list: { run: listCommand, help: 'interleave list [--json]   built-in protocols and their variants, one line each' },
   trace: { run: traceCommand, help: traceHelp },
   prove: { run: proveCommand, help: proveHelp },
+  simulate: { run: simulateCommand, help: simulateHelp },
+  validate: { run: validateCommand, help: validateHelp },
   init: { run: initCommand, help: initHelp },
   'gpu-report': { run: gpuReportCommand, help: gpuReportHelp },
 };

@@ -9,9 +9,10 @@ import { type TraceEvent, type TraceHeader, parsePath, resolvePath } from './eve
 export interface ToEventsOptions {
   /**
    * Which state fields each event reports as observed: none (default), the fields the step changed
-   * (`'changes'`), or a fixed list of paths read from the state after the step.
+   * (`'changes'`), every top-level field of the state after the step (`'state'`), or a fixed list of paths
+   * read from the state after the step.
    */
-  readonly observe?: 'none' | 'changes' | readonly string[];
+  readonly observe?: 'none' | 'changes' | 'state' | readonly string[];
   /** Keep a step as an event (default: all); dropping steps makes a partial log. */
   readonly keep?: (step: TraceStep) => boolean;
   /** The rank to log for a step (default: its numeric `rank` parameter, else `rank N` in its actor, else none). */
@@ -49,10 +50,15 @@ function defaultRank(step: TraceStep): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-function observedOf(step: TraceStep, observe: 'none' | 'changes' | readonly string[]): Record<string, Data> | undefined {
+function observedOf(step: TraceStep, observe: 'none' | 'changes' | 'state' | readonly string[]): Record<string, Data> | undefined {
   if (observe === 'none') return undefined;
   const o: Record<string, Data> = {};
-  if (observe === 'changes') {
+  if (observe === 'state') {
+    const st = step.state;
+    if (st !== null && typeof st === 'object' && !Array.isArray(st)) {
+      for (const [k, v] of Object.entries(st)) o[/^[A-Za-z_$][\w$]*$/.test(k) ? k : `[${JSON.stringify(k)}]`] = v;
+    }
+  } else if (observe === 'changes') {
     for (const c of step.changes) if (c.after !== undefined && c.path !== '') o[c.path] = c.after;
   } else {
     for (const p of observe) {

@@ -24,3 +24,4 @@ export {
   validateEvents,
 } from './validator.ts';
 export { type RecordedEvent, type ToEventsOptions, eventsToJsonl, numbered, traceToEvents } from './export.ts';
+export { firstDeparture, keepMaskArb, walkTraceArb } from './arbitraries.ts';

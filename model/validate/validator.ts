@@ -11,6 +11,7 @@
  */
 import { type Data, DataError, Encoder, diff, equalData, show } from '../data.ts';
 import { errText, replay } from '../explorer.ts';
+import { hashWords } from '../fingerprints.ts';
 import type { ActionInstance, System } from '../system.ts';
 import { formatLabel } from '../system.ts';
 import type { Trace } from '../trace.ts';
@@ -239,6 +240,7 @@ type RunOutcome = { verdict: 'accepted'; final: Node[] } | { verdict: 'rejected'
 
 class Search<S> {
   private readonly enc = new Encoder();
+  private readonly fp = new Uint32Array(2);
   private readonly hideable: readonly ActionInstance<S>[];
   private readonly maxStates: number;
   visited = 0;
@@ -254,6 +256,10 @@ class Search<S> {
     this.maxStates = options.maxStates ?? 200_000;
   }
 
+  /**
+   * A state's identity in the search: its 64-bit fingerprint (the explorer's hash of its encoding) as a
+   * 4-character string. Two distinct states collide with probability about n^2 / 2^65.
+   */
   private key(s: unknown): string {
     try {
       this.enc.encode(s);
@@ -261,13 +267,10 @@ class Search<S> {
       if (e instanceof DataError) throw new ValidationModelError(`a model state has a bad field ${e.message}`);
       throw e;
     }
-    const w = this.enc.words;
-    const n = this.enc.length;
-    let k = '';
-    for (let i = 0; i < n; i += 4096) {
-      k += String.fromCharCode.apply(null, new Uint16Array(w.buffer, i * 4, Math.min(4096, n - i) * 2) as unknown as number[]);
-    }
-    return k;
+    hashWords(this.enc.words, this.enc.length, this.fp);
+    const a = this.fp[0];
+    const b = this.fp[1];
+    return String.fromCharCode(a & 0xffff, a >>> 16, b & 0xffff, b >>> 16);
   }
 
   run(maxGap: number): RunOutcome {
@@ -446,7 +449,7 @@ function plural(n: number, what: string): string {
 export function describeEvent(ev: TraceEvent): string {
   const who = ev.actor ? `[${ev.actor}] ` : ev.rank !== undefined ? `[rank ${ev.rank}] ` : '';
   const params = ev.params && Object.keys(ev.params).length > 0 ? `(${showParams(ev.params)})` : '';
-  const obs = ev.observed && Object.keys(ev.observed).length > 0 ? ` observing ${showParams(ev.observed)}` : '';
+  const obs = ev.observed && Object.keys(ev.observed).length > 0 ? ` observing ${show(showParams(ev.observed) as Data, 160).replace(/^"|"$/g, '')}` : '';
   return `${who}${ev.action}${params}${obs}`;
 }
 

@@ -1,0 +1,60 @@
+/**
+ * Simulation on the built-in protocols (whatever spec/index.ts registers when the tests run): every safety
+ * violation a variant is expected to have (invariant, step property, deadlock) is found within SIM_RUNS walks
+ * of SIM_DEPTH steps, with the explorer's property where the explorer finishes within a small budget; a
+ * reachability failure is reported as an unreached goal (walks never prove unreachability); and on the
+ * variants the explorer enumerates quickly, every state a walk reaches is in the reachable set.
+ */
+import { describe, expect, it } from 'vitest';
+import { check } from '../model/explorer.ts';
+import { reachableStates, simulate, stateKey } from '../model/simulate.ts';
+import { builtinProtocols } from '../spec/index.ts';
+
+const SIM_RUNS = 2000;
+const SIM_DEPTH = 200;
+const SEED = 20240611;
+
+describe(`built-in protocols: simulation finds every expected safety violation within ${SIM_RUNS} walks`, () => {
+  if (builtinProtocols.length === 0) it.skip('no built-in protocol is registered yet', () => {});
+  for (const entry of builtinProtocols) {
+    it(entry.name, async () => {
+      const p = await entry.load();
+      const report: string[] = [];
+      for (const v of p.variants) {
+        const sys = v.build(v.config ?? p.configs.check);
+        const goals = Object.keys(sys.spec.reachable ?? {});
+        // The explorer, on a small budget: where it finishes, simulation must agree with it (the expectations
+        // themselves are the explorer's verdicts, checked by `interleave check`).
+        const ex = check(sys, { maxStates: 2_000 });
+        if (v.expect.verdict === 'holds') {
+          const seen = new Set<string>();
+          const sim = simulate(sys, { runs: 30, depth: 80, seed: SEED, onState: (s) => seen.add(stateKey(s)) });
+          expect(sim.verdict, `${p.name}:${v.name}`).toBe('no-violation');
+          if (ex.verdict === 'holds') {
+            const { keys, complete } = reachableStates(sys, 2_000);
+            if (complete) for (const k of seen) expect(keys.has(k), `${p.name}:${v.name}: a walk left the reachable set`).toBe(true);
+          }
+          continue;
+        }
+        const property = v.expect.property;
+        if (ex.verdict === 'violated') expect(ex.property, `${p.name}:${v.name} (explorer)`).toBe(property);
+        if (goals.includes(property)) {
+          const sim = simulate(sys, { runs: 100, depth: SIM_DEPTH, seed: SEED });
+          expect(sim.unreached, `${p.name}:${v.name}`).toContain(property);
+          report.push(`${v.name}: '${property}' unreached in 100 walks (reachability: not for walks to decide)`);
+          continue;
+        }
+        const sim = simulate(sys, { runs: SIM_RUNS, depth: SIM_DEPTH, seed: SEED, shrinkBudget: 300 });
+        report.push(
+          `${v.name}: ${sim.property} after ${sim.stats.runs} walk(s), found at ${sim.foundLength} steps, shrunk to ${sim.trace?.steps.length}` +
+            (ex.trace ? ` (explorer's shortest: ${ex.trace.steps.length})` : ` (explorer: ${ex.verdict} within its budget)`) +
+            `, ${sim.stats.seconds.toFixed(2)} s`,
+        );
+        expect(sim.verdict, `${p.name}:${v.name}: ${sim.message ?? ''}`).toBe('violated');
+        expect(sim.property, `${p.name}:${v.name}`).toBe(property);
+        expect(sim.stats.runs).toBeLessThanOrEqual(SIM_RUNS);
+      }
+      console.log(`${p.name}:\n  ${report.join('\n  ')}`);
+    });
+  }
+});
