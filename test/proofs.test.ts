@@ -180,7 +180,9 @@ describe('every protocol proof meets its expectation', () => {
 
     const margin = await runProof(find('margin-D-minus-1-unsafe'));
     expect(margin.outcome.trace?.initial).toMatchObject({ D: 3, margin: 2 });
-    expect(margin.outcome.trace?.steps.at(-1)?.changes).toContainEqual({ path: 'late0', before: false, after: true });
+    // Which rank learns too late is Z3's choice; that one does, in the last step, is the point.
+    const lateNow = margin.outcome.trace?.steps.at(-1)?.changes.filter((c) => /^late\d+$/.test(c.path) && c.before === false && c.after === true);
+    expect(lateNow?.length).toBeGreaterThan(0);
   });
 });
 
