@@ -12,6 +12,15 @@ describe('gpu-report on the committed H100 evidence', () => {
     for (const r of rows) expect(r.agree, `${r.protocol}:${r.variant}: model ${r.model}, gpu ${r.gpu}`).toBe(true);
     // Fixed variants: at least 1,000 clean trials; buggy ones fail on (nearly) every replay.
     for (const r of rows.filter((x) => x.model === 'holds')) expect(r.trials).toBeGreaterThanOrEqual(1000);
+    // Recorded runs: never rejected by their model; most are comparable (the emulation names the model's steps).
+    for (const r of rows) expect(r.trace, `${r.protocol}:${r.variant}`).not.toMatch(/^rejected/);
+    const accepted = rows.filter((r) => r.trace.startsWith('accepted'));
+    expect(accepted.length).toBeGreaterThanOrEqual(12);
+    for (const name of ['free-with-record-stream', 'wait-event', 'flag-set-before-start', 'thread-raises-try-finally']) {
+      expect(rows.find((r) => r.variant === name)?.trace).toMatch(/^accepted/);
+    }
+    expect(rows.find((r) => r.protocol === 'overlap-linear' && r.variant === 'fixed')?.trace).toMatch(/^accepted/);
+    expect(rows.find((r) => r.protocol === 'pp-async-p2p' && r.variant === 'fixed')?.trace).toMatch(/^accepted/);
     expect(oracle.length).toBeGreaterThanOrEqual(4);
     for (const o of oracle) expect(o.relErr).toBeLessThanOrEqual(1e-5);
   });

@@ -402,7 +402,7 @@ case("gpu-semantics", "send-without-matching-recv", True, trials=3, note="two gl
 # ---- overlap-linear: chunked matmul on C, all-reduce on K, ordered by events -------------------------------------
 
 
-def overlap_linear(t: Trial, k_waits_compute: bool, n: int = 8192, hidden: int = 2048, tp: int = 2) -> str:
+def overlap_linear(t: Trial, k_waits_compute: bool, n: int = 9000, hidden: int = 2048, tp: int = 2) -> str:
     """Row-parallel linear with TP emulated on one GPU: each rank's partial product is summed on K (the all-reduce)."""
     x = torch.randn(n, hidden, device=DEV)
     w = torch.randn(hidden, hidden, device=DEV) / hidden**0.5
@@ -411,7 +411,7 @@ def overlap_linear(t: Trial, k_waits_compute: bool, n: int = 8192, hidden: int =
     torch.cuda.synchronize()
     C, K = torch.cuda.Stream(), torch.cuda.Stream()
     shard = hidden // tp
-    chunk = max(1, n // 4)
+    chunk = 5120 if n < 16384 else n // 3  # the PR's rule: 9000 rows give 2 chunks, as in the model's check configuration
     partial = torch.zeros(tp, n, hidden, device=DEV)
     out = torch.zeros(n, hidden, device=DEV)
     comm_done = []

@@ -3,11 +3,14 @@
  * (kernels/evidence/), re-runs the checker on each variant, and decides agreement:
  *   model violated  and the GPU failed in >= 95% of the trials that replayed the counterexample's schedule;
  *   model holds     and the GPU never failed, with and without random injected delays.
- * It also re-checks the recorded float32 outputs against the ONNX oracle (relative error <= 1e-5).
+ * Each variant's recorded sample run is validated against its model (a fixed variant's run must be accepted
+ * wherever the emulation logs steps the model has). It also re-checks the recorded float32 outputs against the ONNX oracle (relative error <= 1e-5).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ORACLE_TOLERANCE, type RecordedOutput, checkOutput } from '../../kernels/gpu/oracle.ts';
+import type { System } from '../system.ts';
+import { type TraceEvent, validateEvents } from '../validate/index.ts';
 import { runTarget } from './check.ts';
 import { EXIT_OK, EXIT_VIOLATED, UsageError } from './errors.ts';
 import { parseFlags } from './options.ts';
@@ -40,6 +43,54 @@ export interface ReportRow {
   failures: number;
   sanitizerRaces: number | null;
   agree: boolean;
+  /** The recorded sample run validated against the variant's model: accepted, rejected, or not comparable. */
+  trace: string;
+}
+
+/** The harness logs Python-style names; the kit's actions are camel-cased and its actors carry the rank. */
+const HARNESS_ACTIONS: Readonly<Record<string, string>> = {
+  wait_event: 'waitEvent',
+  record_stream: 'recordStream',
+  cpu_read: 'cpuRead',
+  use_plan: 'usePlan',
+};
+
+interface HarnessEvent {
+  case: string;
+  rank: number;
+  actor: string;
+  action: string;
+  time?: number;
+}
+
+function readTraces(path: string): Map<string, HarnessEvent[]> {
+  const byCase = new Map<string, HarnessEvent[]>();
+  if (!existsSync(path)) return byCase;
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    const e = JSON.parse(line) as HarnessEvent;
+    if (!byCase.has(e.case)) byCase.set(e.case, []);
+    byCase.get(e.case)!.push(e);
+  }
+  return byCase;
+}
+
+/** Validates a recorded run against the model; unlogged model steps (device ops, bookkeeping) are searched. */
+function validateRecorded(system: System<unknown>, recorded: readonly HarnessEvent[] | undefined): string {
+  if (!recorded || recorded.length === 0) return 'no trace';
+  const events: TraceEvent[] = recorded.map((e, i) => ({
+    line: i + 1,
+    action: HARNESS_ACTIONS[e.action] ?? e.action,
+    actor: `rank ${e.rank} ${e.actor}`,
+    rank: e.rank,
+  }));
+  try {
+    const r = validateEvents(system, events, { maxGap: 12, maxStates: 100_000 });
+    return r.verdict === 'accepted' ? `accepted (${events.length} events)` : `rejected at event ${(r.rejection?.index ?? 0) + 1}`;
+  } catch (e) {
+    // The single-GPU emulation logs steps the model names differently (or does not have): say so.
+    return `not comparable: ${(e as Error).message.split('\n')[0].slice(0, 90)}`;
+  }
 }
 
 function readJson<T>(path: string): T {
@@ -61,12 +112,15 @@ export async function buildGpuReport(dir: string): Promise<{ rows: ReportRow[]; 
   const evidence = readJson<{ meta: unknown; rows: EvidenceRow[] }>(join(dir, 'evidence.json'));
   if (!Array.isArray(evidence.rows)) throw new UsageError(`evidence file '${join(dir, 'evidence.json')}' has no "rows" list`);
   const rows: ReportRow[] = [];
+  const traces = readTraces(join(dir, 'traces.jsonl'));
   for (const e of evidence.rows) {
     let model: string;
+    let trace = 'no model';
     try {
       const [target] = protocolTargets(await loadBuiltin(e.protocol), e.variant);
       const r = runTarget(target, { timeLimit: 60 }).result;
       model = r.verdict === 'violated' ? `violated:${r.property}` : r.verdict;
+      trace = validateRecorded(target.build(), traces.get(`${e.protocol}:${e.variant}`));
     } catch (err) {
       model = `unknown (${(err as Error).message})`;
     }
@@ -81,6 +135,7 @@ export async function buildGpuReport(dir: string): Promise<{ rows: ReportRow[]; 
       failures: e.failures,
       sanitizerRaces: e.sanitizer?.races ?? null,
       agree,
+      trace,
     });
   }
   const outputsPath = join(dir, 'outputs.json');
@@ -99,8 +154,8 @@ export async function gpuReportCommand(argv: string[]): Promise<number> {
   } else {
     process.stdout.write(
       `${renderTable(
-        ['protocol', 'variant', 'model', 'gpu', 'trials', 'failures', 'csan races', 'agree'],
-        rows.map((r) => [r.protocol, r.variant, r.model, r.gpu, r.trials, r.failures, r.sanitizerRaces ?? '-', r.agree ? 'yes' : 'NO']),
+        ['protocol', 'variant', 'model', 'gpu', 'trials', 'failures', 'csan races', 'agree', 'recorded trace vs model'],
+        rows.map((r) => [r.protocol, r.variant, r.model, r.gpu, r.trials, r.failures, r.sanitizerRaces ?? '-', r.agree ? 'yes' : 'NO', r.trace]),
       )}\n`,
     );
     if (oracle.length > 0) {
