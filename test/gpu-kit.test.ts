@@ -132,7 +132,7 @@ describe('events', () => {
     // The wait marker holds S until the matmul (and the record after it) are done.
     const sys = mk('wait');
     const s = run(sys, [['launch', main0], ['record', main0], ['waitEvent', main0], ['launch', main0]]);
-    expect(s.streams[0].S).toEqual(['wait e#2', 'copy#3']);
+    expect(s.streams[0].S).toEqual(['wait e(record e#1)#2', 'copy#3']);
     expect(isEnabled(sys, s, 'exec', { stream: 'S' })).toBe(false);
     const t = fire(sys, s, 'exec', { stream: 'C' });
     expect(t.streams[0].S).toEqual(['copy#3']);
@@ -584,5 +584,31 @@ describe('state helpers', () => {
     const r = check(serial);
     expect(r.verdict).toBe('violated');
     expect(r.property).toBe('recv-overlaps-forward');
+  });
+});
+
+describe('events recorded by different statements on different paths', () => {
+  it('one wait statement waits whichever record the path made (not the first one the search registered)', async () => {
+    const { gpuSystem, launch, record, waitEvent, copy, set, when } = await import('../model/gpu/index.ts');
+    const { check } = await import('../model/index.ts');
+    // A chooser thread may flip `late` at any time; main's branch then records `e` after one or two matmuls,
+    // and the same waitEvent statement must order the copy after whichever record happened.
+    const sys = gpuSystem({
+      name: 'rewait',
+      ranks: 1,
+      streams: ['C', 'S'],
+      buffers: { a: { init: 'a' }, out: {}, side: {} },
+      vars: { late: false },
+      threads: () => ({
+        chooser: [set('late', true)],
+        main: [
+          launch('C', 'mm1', { reads: ['a'], writes: ['out'] }),
+          when((c) => c.vars.late === true, 'late', [launch('C', 'mm2', { reads: ['a'], writes: ['out'] }), record('e', 'C')], [record('e', 'C')]),
+          waitEvent('S', 'e'),
+          copy('S', 'out', 'side'),
+        ],
+      }),
+    });
+    expect(check(sys).verdict).toBe('holds');
   });
 });

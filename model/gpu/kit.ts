@@ -841,7 +841,8 @@ class Compiler<U> {
           exec: (s) => {
             const target = s.events[r][w.event];
             if (target === null || !this.pending(s, r, target)) return adv(s, get);
-            const key = this.reg(`wait ${w.event}#${id}`, { kind: 'wait', target, what: `event ${w.event}` });
+            // The key names the recorded target: one statement may wait different records of the event over a run.
+            const key = this.reg(`wait ${w.event}(${target})#${id}`, { kind: 'wait', target, what: `event ${w.event}` });
             return adv(this.push(s, r, w.stream, key), get);
           },
           describe: (s) => {
