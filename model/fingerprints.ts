@@ -129,29 +129,20 @@ export class FingerprintSet {
   }
 }
 
-/** A growable Uint8 column (per-state predicate labels). */
-export class U8Column {
-  data = new Uint8Array(1 << 16);
+type ColumnArray = Uint8Array | Uint32Array;
+
+/** A growable typed column, one entry per state: parent links and action ids (Uint32), predicate labels (Uint8). */
+class Column<A extends ColumnArray> {
   length = 0;
+
+  constructor(
+    public data: A,
+    private readonly make: (n: number) => A,
+  ) {}
 
   push(v: number): void {
     if (this.length === this.data.length) {
-      const grown = new Uint8Array(this.data.length * 2);
-      grown.set(this.data);
-      this.data = grown;
-    }
-    this.data[this.length++] = v;
-  }
-}
-
-/** A growable Uint32 column (parent links, action ids): 4 bytes a state. */
-export class U32Column {
-  data = new Uint32Array(1 << 16);
-  length = 0;
-
-  push(v: number): void {
-    if (this.length === this.data.length) {
-      const grown = new Uint32Array(this.data.length * 2);
+      const grown = this.make(this.data.length * 2);
       grown.set(this.data);
       this.data = grown;
     }
@@ -164,5 +155,17 @@ export class U32Column {
 
   get bytes(): number {
     return this.data.byteLength;
+  }
+}
+
+export class U32Column extends Column<Uint32Array> {
+  constructor() {
+    super(new Uint32Array(1 << 16), (n) => new Uint32Array(n));
+  }
+}
+
+export class U8Column extends Column<Uint8Array> {
+  constructor() {
+    super(new Uint8Array(1 << 16), (n) => new Uint8Array(n));
   }
 }
