@@ -1,4 +1,4 @@
-/** Interleave's public API: write a system, check it, read its traces. */
+/** Interleave's public API: write a system, check it (explore, simulate), validate recorded runs, read traces. */
 export { type Data, type FieldChange, DataError, diff, equalData, show } from './data.ts';
 export {
   type Action,
@@ -19,3 +19,5 @@ export { type CheckOptions, type CheckResult, type PropertyKind, type Stats, typ
 export { type Symmetry, canonicalizer } from './symmetry.ts';
 export { type FairnessKind, type Liveness, alwaysEventually, eventually, leadsTo } from './liveness.ts';
 export { type Trace, type TraceStep, buildTrace, formatTrace, traceToJson } from './trace.ts';
+export { type SimulateOptions, type SimulationResult, simulate } from './simulate.ts';
+export { type TraceEvent, type ValidateOptions, type ValidationResult, readJsonl, traceToEvents, validateEvents } from './validate/index.ts';
