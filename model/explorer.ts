@@ -20,6 +20,8 @@ export interface CheckOptions {
   readonly maxDepth?: number;
   /** Seconds. */
   readonly timeLimit?: number;
+  /** Megabytes of resident memory; past it the search stops with `incomplete` (checked every 4,096 states). */
+  readonly maxMemoryMB?: number;
   /** Set false to explore without the model's symmetry reduction. */
   readonly symmetry?: boolean;
   /** Set false to skip liveness properties (and the graph they need). */
@@ -253,6 +255,13 @@ class Search<S> {
         if ((k & 255) === 0) {
           const now = performance.now();
           if (now > deadline) return this.incomplete(`time limit ${this.opts.timeLimit} s reached`);
+          if (this.opts.maxMemoryMB !== undefined && (k & 4095) === 0) {
+            const rss = process.memoryUsage.rss();
+            this.peakRss = Math.max(this.peakRss, rss);
+            if (rss > this.opts.maxMemoryMB * (1 << 20)) {
+              return this.incomplete(`memory limit ${this.opts.maxMemoryMB} MB reached (resident ${Math.round(rss / (1 << 20))} MB)`);
+            }
+          }
           if (now >= nextProgress) {
             nextProgress = now + 1000;
             this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());

@@ -108,6 +108,9 @@ describe('properties and limits', () => {
     const big = twoPhase(6);
     expect(check(big, { maxStates: 1000 }).verdict).toBe('incomplete');
     expect(check(big, { maxDepth: 3 }).verdict).toBe('incomplete');
+    const tight = check(twoPhase(7), { maxMemoryMB: 1 });
+    expect(tight.verdict).toBe('incomplete');
+    expect(tight.reason).toMatch(/memory limit 1 MB reached \(resident \d+ MB\)/);
     const timed = check(twoPhase(8), { timeLimit: 0.2 });
     expect(timed.verdict).toBe('incomplete');
     expect(timed.reason).toMatch(/time limit/);

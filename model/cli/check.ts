@@ -15,6 +15,7 @@ export const checkHelp = `interleave check [TARGET...] [options]
   --max-states N      stop (verdict incomplete) after N distinct states
   --max-depth N       stop (verdict incomplete) past depth N
   --time-limit S      stop (verdict incomplete) after S seconds per target
+  --max-memory MB     stop (verdict incomplete) when the process holds more than MB megabytes
   --config NAME       a protocol's named configuration (default: its 'check' one)
   --traces            print the counterexample of every violated target (default: only for named targets)
   --full              show the full state after every step of a counterexample
@@ -52,6 +53,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     'max-states': { type: 'string' },
     'max-depth': { type: 'string' },
     'time-limit': { type: 'string' },
+    'max-memory': { type: 'string' },
     config: { type: 'string' },
     traces: { type: 'boolean' },
     full: { type: 'boolean' },
@@ -63,6 +65,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     maxStates: intFlag('max-states', values['max-states']),
     maxDepth: intFlag('max-depth', values['max-depth'], 0),
     timeLimit: numberFlag('time-limit', values['time-limit']),
+    maxMemoryMB: intFlag('max-memory', values['max-memory']),
   };
   const targets: Target[] = [];
   if (positionals.length === 0) {
@@ -78,6 +81,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
       ...(limits.maxStates !== undefined ? { maxStates: limits.maxStates } : {}),
       ...(limits.maxDepth !== undefined ? { maxDepth: limits.maxDepth } : {}),
       ...(limits.timeLimit !== undefined ? { timeLimit: limits.timeLimit } : {}),
+      ...(limits.maxMemoryMB !== undefined ? { maxMemoryMB: limits.maxMemoryMB } : {}),
       ...(values['no-symmetry'] ? { symmetry: false } : {}),
       ...(values['no-liveness'] ? { liveness: false } : {}),
       onProgress: progress.tick,
