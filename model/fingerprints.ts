@@ -51,22 +51,11 @@ export class FingerprintSet {
   /** Graph mode: inserts with `index` and returns -1, or returns the index already stored for it. */
   addOrFind(hi: number, lo: number, index: number): number {
     if (hi === 0 && lo === 0) lo = 1;
-    const t = this.table;
-    const ix = this.indices!;
-    let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
-    for (;;) {
-      const a = t[2 * i];
-      const b = t[2 * i + 1];
-      if (a === 0 && b === 0) {
-        t[2 * i] = hi;
-        t[2 * i + 1] = lo;
-        ix[i] = index;
-        if (++this.size * 4 > this.capacity * 3) this.grow();
-        return -1;
-      }
-      if (a === hi && b === lo) return ix[i];
-      i = (i + 1) & this.mask;
-    }
+    const i = this.slotOf(hi, lo);
+    if (this.occupied(i)) return this.indices![i];
+    this.indices![i] = index;
+    this.insertAt(i, hi, lo);
+    return -1;
   }
 
   get capacity(): number {
@@ -79,35 +68,41 @@ export class FingerprintSet {
 
   /** Inserts the fingerprint (hi, lo); returns true when it was not there before. */
   add(hi: number, lo: number): boolean {
-    // (0, 0) marks an empty slot, so the one fingerprint that equals it is nudged.
     if (hi === 0 && lo === 0) lo = 1;
-    const t = this.table;
-    let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
-    for (;;) {
-      const a = t[2 * i];
-      const b = t[2 * i + 1];
-      if (a === 0 && b === 0) {
-        t[2 * i] = hi;
-        t[2 * i + 1] = lo;
-        if (++this.size * 4 > this.capacity * 3) this.grow();
-        return true;
-      }
-      if (a === hi && b === lo) return false;
-      i = (i + 1) & this.mask;
-    }
+    const i = this.slotOf(hi, lo);
+    if (this.occupied(i)) return false;
+    this.insertAt(i, hi, lo);
+    return true;
   }
 
   has(hi: number, lo: number): boolean {
     if (hi === 0 && lo === 0) lo = 1;
+    return this.occupied(this.slotOf(hi, lo));
+  }
+
+  /**
+   * Linear probing: the slot holding (hi, lo), or the empty slot where it belongs. (0, 0) marks an empty slot,
+   * so callers nudge the one fingerprint that equals it to (0, 1).
+   */
+  private slotOf(hi: number, lo: number): number {
     const t = this.table;
     let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
     for (;;) {
       const a = t[2 * i];
       const b = t[2 * i + 1];
-      if (a === 0 && b === 0) return false;
-      if (a === hi && b === lo) return true;
+      if ((a === 0 && b === 0) || (a === hi && b === lo)) return i;
       i = (i + 1) & this.mask;
     }
+  }
+
+  private occupied(i: number): boolean {
+    return this.table[2 * i] !== 0 || this.table[2 * i + 1] !== 0;
+  }
+
+  private insertAt(i: number, hi: number, lo: number): void {
+    this.table[2 * i] = hi;
+    this.table[2 * i + 1] = lo;
+    if (++this.size * 4 > this.capacity * 3) this.grow();
   }
 
   private grow(): void {

@@ -230,15 +230,7 @@ class Walker<S> {
         for (let a = 0; a < instances.length; a++) if (this.guard(instances[a], s)) this.enabled[n++] = a;
         if (n === 0) {
           if (this.isTerminal(s)) return undefined;
-          const stuck = this.explain(s);
-          return {
-            kind: 'deadlock',
-            property: 'deadlock',
-            message: `deadlock: no action is enabled after ${path.length} steps, and the state is not terminal`,
-            init,
-            path,
-            ...(stuck ? { stuck } : {}),
-          };
+          return this.deadlock(s, init, path);
         }
         if (k >= choices.length || k >= limit) return undefined;
         const inst = instances[this.enabled[choices[k] % n]];
@@ -297,15 +289,7 @@ class Walker<S> {
       }
       for (const inst of instances) if (this.guard(inst, s)) return undefined;
       if (this.isTerminal(s)) return undefined;
-      const stuck = this.explain(s);
-      return {
-        kind: 'deadlock',
-        property: 'deadlock',
-        message: `deadlock: no action is enabled after ${path.length} steps, and the state is not terminal`,
-        init,
-        path,
-        ...(stuck ? { stuck } : {}),
-      };
+      return this.deadlock(s, init, path);
     } catch {
       return undefined;
     }
@@ -377,6 +361,18 @@ class Walker<S> {
       if (hit) this.reached.add(name);
     }
     return undefined;
+  }
+
+  private deadlock(s: S, init: number, path: readonly number[]): WalkFailure {
+    const stuck = this.explain(s);
+    return {
+      kind: 'deadlock',
+      property: 'deadlock',
+      message: `deadlock: no action is enabled after ${path.length} steps, and the state is not terminal`,
+      init,
+      path,
+      ...(stuck ? { stuck } : {}),
+    };
   }
 
   private guard(inst: ActionInstance<S>, s: S): boolean {
