@@ -9,7 +9,7 @@ import { FingerprintSet, U32Column, U8Column, hashWords } from './fingerprints.t
 import { type FairnessUnit, type StateGraph, findFairLasso } from './liveness.ts';
 import { canonicalizer, samplePermutation } from './symmetry.ts';
 import type { ActionInstance, StepLabel, System } from './system.ts';
-import { formatLabel } from './system.ts';
+import { ModelError, formatLabel } from './system.ts';
 import { type Trace, buildTrace } from './trace.ts';
 
 export type Verdict = 'holds' | 'violated' | 'incomplete' | 'error';
@@ -26,6 +26,16 @@ export interface CheckOptions {
   readonly symmetry?: boolean;
   /** Set false to skip liveness properties (and the graph they need). */
   readonly liveness?: boolean;
+  /**
+   * Set false to accept states with no enabled action (TLC's -deadlock): a hang is then left to the liveness
+   * properties, which see it as a behaviour that stutters forever in that state.
+   */
+  readonly deadlock?: boolean;
+  /**
+   * Check only these properties (invariants, action properties, reachability goals, liveness properties, or
+   * `deadlock`), e.g. one liveness property on its own. Default: all of them.
+   */
+  readonly properties?: readonly string[];
   /** Called about once a second while the search runs. */
   readonly onProgress?: (stats: Stats) => void;
 }
@@ -137,11 +147,17 @@ class Search<S> {
   private peakRss = process.memoryUsage.rss();
   private readonly reachedGoals = new Set<string>();
 
+  /** Whether a state with no enabled action (and not terminal) is reported. */
+  private readonly deadlock: boolean;
+  private readonly wanted: (name: string) => boolean;
+
   constructor(
     private readonly system: System<S>,
     private readonly opts: CheckOptions,
   ) {
-    const liveness = Object.entries(system.spec.liveness ?? {});
+    this.wanted = propertyFilter(system, opts.properties);
+    this.deadlock = opts.deadlock !== false && this.wanted('deadlock');
+    const liveness = Object.entries(system.spec.liveness ?? {}).filter(([name]) => this.wanted(name));
     this.graph = liveness.length > 0 && opts.liveness !== false;
     this.seen = new FingerprintSet(1 << 16, this.graph);
     const sym = system.spec.symmetry;
@@ -173,9 +189,9 @@ class Search<S> {
 
   private search(): CheckResult {
     const { spec, instances } = this.system;
-    const invariants = Object.entries(spec.invariants ?? {});
-    const actionProps = Object.entries(spec.actionProperties ?? {});
-    const goals = Object.entries(spec.reachable ?? {});
+    const invariants = Object.entries(spec.invariants ?? {}).filter(([name]) => this.wanted(name));
+    const actionProps = Object.entries(spec.actionProperties ?? {}).filter(([name]) => this.wanted(name));
+    const goals = Object.entries(spec.reachable ?? {}).filter(([name]) => this.wanted(name));
     const terminal = spec.terminal;
     const maxStates = this.opts.maxStates ?? Infinity;
     const maxDepth = this.opts.maxDepth ?? Infinity;
@@ -246,7 +262,7 @@ class Search<S> {
         this.enc.encode(s);
         const len = (k + 1 < cur.count ? cur.starts[k + 1] : cur.used) - cur.starts[k];
         if (!this.enc.sameAs(cur.words, cur.starts[k], len)) this.blameMutation(cur.words, cur.starts[k], idx);
-        if (enabled === 0 && !(terminal && this.isTerminal(terminal, s, idx))) {
+        if (enabled === 0 && this.deadlock && !(terminal && this.isTerminal(terminal, s, idx))) {
           const stuck = spec.explainStuck ? safeLines(() => spec.explainStuck!(s)) : undefined;
           const trace = this.traceTo(idx, []);
           const msg = `deadlock: no action is enabled after ${trace.steps.length} steps, and the state is not terminal`;
@@ -307,6 +323,7 @@ class Search<S> {
     const units = fairnessUnits(this.system);
     const label = (name: string) => this.labels.find((l) => l.name === name)!.column.data;
     for (const [name, l] of Object.entries(this.system.spec.liveness ?? {})) {
+      if (!this.wanted(name)) continue;
       const p = label(`${name}.p`);
       const allowed = new Uint8Array(n);
       const entries = new Uint8Array(n);
@@ -341,9 +358,18 @@ class Search<S> {
       const path = [...prefix, ...cycle].map((id) => this.system.instances[id]);
       const t = replay(initial, path);
       const trace: Trace = { ...t, loopStart: prefix.length };
-      const ending = cycle.length === 0 ? 'it ends in a state with no enabled action' : `it loops through ${cycle.length} steps`;
+      const ending =
+        cycle.length === 0 ? 'it ends in a state with no enabled action and stutters there forever' : `it loops through ${cycle.length} steps`;
       const fairness = units.length === 0 ? 'no fairness declared' : `${units.length} fairness unit(s)`;
-      return this.violated(name, 'liveness', `liveness '${name}' (${l.kind}) fails: ${what}; ${ending} (${fairness})`, trace);
+      const result = this.violated(name, 'liveness', `liveness '${name}' (${l.kind}) fails: ${what}; ${ending} (${fairness})`, trace);
+      // A behaviour that ends stuck: say what each blocked actor waits for, as a deadlock report does.
+      const explain = this.system.spec.explainStuck;
+      if (cycle.length === 0 && explain) {
+        const last = trace.steps.length > 0 ? trace.steps[trace.steps.length - 1].state : trace.initial;
+        const stuck = safeLines(() => explain(last as S));
+        if (stuck) return { ...result, stuck };
+      }
+      return result;
     }
     return undefined;
   }
@@ -576,6 +602,26 @@ class Search<S> {
       peakRssMB: this.peakRss / (1 << 20),
     };
   }
+}
+
+/** Which properties a check covers: all, or the names given (each must be a property of the system). */
+function propertyFilter<S>(system: System<S>, names: readonly string[] | undefined): (name: string) => boolean {
+  if (names === undefined) return () => true;
+  const spec = system.spec;
+  const known = [
+    ...Object.keys(spec.invariants ?? {}),
+    ...Object.keys(spec.actionProperties ?? {}),
+    ...Object.keys(spec.reachable ?? {}),
+    ...Object.keys(spec.liveness ?? {}),
+    'deadlock',
+  ];
+  for (const n of names) {
+    if (!known.includes(n)) {
+      throw new ModelError(`system '${system.name}' has no property '${n}' (properties: ${known.join(', ')})`);
+    }
+  }
+  const set = new Set(names);
+  return (name) => set.has(name);
 }
 
 /** Fairness units: per action (each instance alone) and per actor (all its instances together). */

@@ -17,6 +17,12 @@ export interface Variant<C> {
   readonly build: (config: C) => System<any>;
   /** The configuration `interleave check` uses for this variant, when not the protocol's `check` one. */
   readonly config?: C;
+  /**
+   * The liveness property this variant breaks (a hang, a spin that never ends), when checked on its own:
+   * `interleave check --liveness-only` leaves out the safety properties and the deadlock check, so the hang
+   * shows as the liveness failure it is, a lasso. Absent: every liveness property holds.
+   */
+  readonly expectLiveness?: string;
 }
 
 export interface Protocol<C = any> {

@@ -66,7 +66,13 @@ export function formatTrace(t: Trace, opts: TextOptions = {}): string {
     for (const c of s.changes) lines.push(`${ind}       ${c.path || '(state)'}: ${show(c.before)} -> ${show(c.after)}`);
     if (opts.fullStates) lines.push(`${ind}       state: ${show(s.state, 2000)}`);
   }
-  if (t.loopStart !== undefined) lines.push(`${ind}-- back to the state after step ${t.loopStart}: repeats forever --`);
+  if (t.loopStart !== undefined) {
+    lines.push(
+      t.loopStart === t.steps.length
+        ? `${ind}-- no step is enabled here: the behaviour stays in this state forever --`
+        : `${ind}-- back to the state after step ${t.loopStart}: repeats forever --`,
+    );
+  }
   return lines.join('\n');
 }
 

@@ -69,7 +69,7 @@
  * scheduler's list for every odd count. The mode rule itself is optimal over every count vector; a CUDA graph
  * overrides it on purpose (pad to max), which the property exempts.
  */
-import { defineProtocol, defineSystem } from '../model/index.ts';
+import { defineProtocol, defineSystem, eventually } from '../model/index.ts';
 import {
   type Ctx,
   type GpuState,
@@ -82,6 +82,7 @@ import {
   tryCatch,
   tryFinally,
   when,
+  allDone,
 } from '../model/gpu/index.ts';
 
 // ---- configuration and the mode rule --------------------------------------------------------------------
@@ -416,6 +417,8 @@ export function dpPadding(cfg: DpConfig, bugs: Bugs = {}): GpuSystem<null> {
     buffers: { num_tokens: {}, hidden: { init: 'h' } },
     // The scheduler's CPU group (gloo) gathers the counts; the hidden states are gathered over NCCL.
     groups: { cpu: ranks, tp: ranks },
+    // No rank waits forever: ranks that chose different modes sit in different collectives.
+    liveness: { 'no-rank-waits-forever': eventually(allDone) },
     vars: (r) => initVars(vectors[0].map((v) => v[r])) as never,
     threads: () => ({ scheduler: program }),
     invariants: Object.fromEntries(Object.entries(invariants).filter(([k]) => !(bugs.omit ?? []).includes(k))),
@@ -485,6 +488,7 @@ export default defineProtocol<DpConfig>({
       name: 'local-graph-flag',
       summary: '(later fix) the mode from a rank-local CUDA-graph flag: one rank all-gathers while another all-reduces',
       expect: { verdict: 'violated', property: 'same-mode-on-every-rank' },
+      expectLiveness: 'no-rank-waits-forever',
       build: (c) => dpPadding(c, { localGraphFlag: true }),
     },
     {

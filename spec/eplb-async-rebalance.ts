@@ -81,7 +81,9 @@
  *   dispatch map are of the same version (both old or both new), and the same version on every TP peer.
  * - `no-spin-forever`: no generator spins on a flag that no live thread will clear (the thread that should
  *   clear it has ended with the flag still set). Checked as a safety property: the state from which the forward
- *   thread can never leave its spin (liveness proper comes later).
+ *   thread can never leave its spin; and as the liveness property `round-completes` (every generator gets
+ *   through the round, or its thread raised), with `no-rank-waits-forever` (every thread runs to its end),
+ *   which `check --liveness-only` checks on their own, a hang then being a lasso that stutters.
  * - `raised-thread-reported`: a rank whose Tc or Ts raised does not go on past that thread's spin without
  *   reporting the exception.
  * - `forward-thread-never-raises`: the forward thread never raises out of the generator (that kills the
@@ -136,7 +138,7 @@
  * its receives, then all its sends) would deadlock there; gloo's sends and receives of a pair are independent.
  * The time bounds (C, D) are guards of the generator step.
  */
-import { type Action, type StepLabel, actionsOf, defineProtocol } from '../model/index.ts';
+import { type Action, type StepLabel, actionsOf, defineProtocol, eventually } from '../model/index.ts';
 import {
   type Body,
   type GpuState,
@@ -158,6 +160,7 @@ import {
   tryFinally,
   until,
   when,
+  allDone,
 } from '../model/gpu/index.ts';
 
 // ---- configuration ----------------------------------------------------------------------------------------
@@ -651,6 +654,15 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
     actions: [signal],
     invariants,
     actionProperties,
+    liveness: {
+      // "No rank waits forever": every thread runs to its end (a rank blocked in the MoE all-to-all while its
+      // peers block in the P2P exchange never does).
+      'no-rank-waits-forever': eventually(allDone),
+      // "No spin loop runs forever": every rank's generator gets through the round (the transfer done, or the
+      // round aborted on every rank) or its forward thread raised. The ticks are unrolled, so a spin that never
+      // ends shows as a behaviour that runs out of ticks still spinning, then stutters.
+      'round-completes': eventually((s) => ranks.every((r) => V(s, r).phase === 'done' || s.threads[r].forward === 'raised')),
+    },
     explainStuck: (s) =>
       ranks.map((r) => {
         const v = V(s, r);
@@ -711,18 +723,21 @@ export default defineProtocol<EplbAsyncConfig>({
       name: 'sync-flag-in-thread',
       summary: 'reviewers: Ts sets _tp_sync_ongoing itself after start(); the generator reads a stale False and takes begin_step from receive tensors not yet written',
       expect: { verdict: 'violated', property: 'same-plan-and-begin-step' },
+      expectLiveness: 'no-rank-waits-forever',
       build: (c) => buildEplbAsync(safe(c), { syncFlagInThread: true }),
     },
     {
       name: 'no-try-finally',
-      summary: 'reviewers: no try/finally; Tc raises, _compute_ongoing stays set and the generator spins forever (checked as the state from which it never progresses; liveness comes later)',
+      summary: 'reviewers: no try/finally; Tc raises, _compute_ongoing stays set and the generator spins forever (the state from which it never progresses; on its own, the liveness property round-completes fails)',
       expect: { verdict: 'violated', property: 'no-spin-forever' },
+      expectLiveness: 'no-rank-waits-forever',
       build: (c) => buildEplbAsync(safe(c), { noTryFinally: true }),
     },
     {
       name: 'no-try-finally-sync',
       summary: "reviewers: no try/finally in Ts; a gloo wait() raises, _tp_sync_ongoing stays set and the generator spins forever (as a state, as above)",
       expect: { verdict: 'violated', property: 'no-spin-forever' },
+      expectLiveness: 'no-rank-waits-forever',
       build: (c) => buildEplbAsync(safe({ ...c, computeMayRaise: false }), { noTryFinally: true, syncMayRaise: true }),
     },
     {
@@ -747,18 +762,21 @@ export default defineProtocol<EplbAsyncConfig>({
       name: 'pr-margin-late-signal',
       summary: 'mine: the PR\'s margin +2 with a signal delay D = 2, one tick more than it tolerates: a rank learns begin_step a tick after passing it',
       expect: { verdict: 'violated', property: 'begin-step-not-passed' },
+      expectLiveness: 'no-rank-waits-forever',
       build: (c) => buildEplbAsync({ ...c, margin: 2, delay: 2 }),
     },
     {
       name: 'pr-margin-late-signal-deadlock',
       summary: 'mine, its consequence (timing properties left out): the late rank transfers a tick late; its peers block in the P2P exchange while it blocks in the MoE all-to-all: deadlock',
       expect: { verdict: 'violated', property: 'deadlock' },
+      expectLiveness: 'no-rank-waits-forever',
       build: (c) => buildEplbAsync({ ...c, margin: 2, delay: 2 }, { omit: ['begin-step-not-passed', 'chunk-starts-together'] }),
     },
     {
       name: 'group-rank-as-global',
       summary: 'brief: the signals pass the peer\'s group rank where torch expects a global rank; with 2 TP groups of 2 (world 4) the second group\'s ranks name ranks 0 and 1: ValueError on the forward thread',
       expect: { verdict: 'violated', property: 'forward-thread-never-raises' },
+      expectLiveness: 'no-rank-waits-forever',
       build: (c) => buildEplbAsync(twoGroups(c), { groupRankAsGlobal: true }),
     },
     {

@@ -59,7 +59,9 @@
  * - no rank waits forever -> the built-in `deadlock`, and `rebalance-never-wedged`: a state from which main
  *   can never move another layer nor start another rebalance (its worker has ended, `rebalanced` is still
  *   set, no layer is ready, and nobody told main). Main keeps running forward passes there, so it is a
- *   livelock, not a deadlock: it is checked as this state predicate until liveness reaches the GPU kit.
+ *   livelock, not a deadlock: it is checked as this state predicate, and as the liveness properties
+ *   `no-rank-waits-forever` (every thread runs to its end) and `rebalance-completes` (every rank moved every
+ *   layer, or the job failed loudly), which `check --liveness-only` checks on their own.
  * The kit's other checks (uninitialised and stale reads, racing writes, use after free) are on as well.
  *
  * ## Bounds and abstractions of the model
@@ -106,7 +108,7 @@
  *
  * `fixed` on `large` (3 layers): holds, 85,248 states, depth 117, about 5 s.
  */
-import { defineProtocol } from '../model/index.ts';
+import { defineProtocol, eventually } from '../model/index.ts';
 import type { Action } from '../model/index.ts';
 import { actionsOf } from '../model/index.ts';
 import {
@@ -133,6 +135,7 @@ import {
   wait,
   waitEvent,
   when,
+  allDone,
 } from '../model/gpu/index.ts';
 
 // ---- configuration ---------------------------------------------------------------------------------------
@@ -711,6 +714,15 @@ export function buildEplb(cfg: EplbConfig, d: Design = {}): GpuSystem<EplbUser> 
             !(isFinished(s, r, 'worker') && !isFinished(s, r, 'main') && s.vars[r].rebalanced === true && s.vars[r].ready === false && s.vars[r].workerError !== true),
         ),
     },
+    liveness: {
+      // "No rank waits forever": every thread of every rank runs to its end.
+      'no-rank-waits-forever': eventually(allDone),
+      // The cycle ends: every rank moved every layer and cleared `rebalanced`, or a rank re-raised the
+      // worker's exception (the job fails loudly). A wedged rank idles forever short of both.
+      'rebalance-completes': eventually(
+        (s) => s.threads.some((th) => th.main === 'raised') || ranks.every((r) => s.vars[r].rebalanced === false && s.vars[r].layer === L),
+      ),
+    },
     explainStuck: (s) =>
       ranks.map(
         (r) =>
@@ -721,7 +733,14 @@ export function buildEplb(cfg: EplbConfig, d: Design = {}): GpuSystem<EplbUser> 
 
 // ---- the protocol ------------------------------------------------------------------------------------------
 
-type V = { name: string; summary: string; design: Design; expect: { verdict: 'holds' } | { verdict: 'violated'; property: string } };
+type V = {
+  name: string;
+  summary: string;
+  design: Design;
+  expect: { verdict: 'holds' } | { verdict: 'violated'; property: string };
+  /** The liveness property the variant breaks, checked on its own (`check --liveness-only`). */
+  liveness?: string;
+};
 
 /** The variants: the fixed design, and each bug of the brief as the smallest change to it. */
 export const VARIANTS: readonly V[] = [
@@ -759,6 +778,7 @@ export const VARIANTS: readonly V[] = [
       "Reviewer (#20990, the backend's barrier/all_gather are `pass`): the ready-flag agreement does nothing on any rank, so each rank moves a layer when its own buffer is ready: the ranks apply a layer at different steps (a race)",
     design: { noopAgreement: 'all' },
     expect: { verdict: 'violated', property: 'all-ranks-apply-layer-at-same-step' },
+    liveness: 'no-rank-waits-forever',
   },
   {
     name: 'noop-agreement-one-rank',
@@ -766,6 +786,7 @@ export const VARIANTS: readonly V[] = [
       "Reviewer (#20990, no-op collectives hang): the agreement is a no-op on one rank's backend only: that rank goes on into the MoE all-to-all while its peer blocks in the real all-reduce (a hang where some ranks block and others do not)",
     design: { noopAgreement: 'one' },
     expect: { verdict: 'violated', property: 'deadlock' },
+    liveness: 'no-rank-waits-forever',
   },
   {
     name: 'ready-after-stream-wait',
@@ -780,6 +801,7 @@ export const VARIANTS: readonly V[] = [
       "Merged code, later fixed: main takes buffer_lock with acquire(blocking=False) and skips the layer when the worker still holds it (between setting `ready` and its release): that rank applies the layer a step later than its peers, and the next exchange no longer matches (deadlock follows)",
     design: { nonBlockingLock: true },
     expect: { verdict: 'violated', property: 'all-ranks-apply-layer-at-same-step' },
+    liveness: 'no-rank-waits-forever',
   },
   {
     name: 'no-consumed-event',
@@ -801,13 +823,15 @@ export const VARIANTS: readonly V[] = [
       "A rank-local guard before a group all-reduce (`if ep_buffer_ready: all_reduce(...)`): a rank whose buffer is ready blocks alone in the all-reduce while its peer, not ready yet, blocks in the MoE all-to-all: deadlock",
     design: { rankLocalGuard: true },
     expect: { verdict: 'violated', property: 'deadlock' },
+    liveness: 'no-rank-waits-forever',
   },
   {
     name: 'worker-raise-unreported',
     summary:
-      "Mine: the worker raises inside transfer_layer; the `finally` releases the lock, the daemon thread only logs the exception, and `rebalanced` stays set: main never moves another layer and never starts another rebalance (a livelock, checked as the state rebalance-never-wedged until liveness reaches the kit)",
+      "Mine: the worker raises inside transfer_layer; the `finally` releases the lock, the daemon thread only logs the exception, and `rebalanced` stays set: main never moves another layer and never starts another rebalance (a livelock: the state rebalance-never-wedged, and on its own the liveness property rebalance-completes fails with a lasso)",
     design: { workerRaise: 'unreported' },
     expect: { verdict: 'violated', property: 'rebalance-never-wedged' },
+    liveness: 'no-rank-waits-forever',
   },
   {
     name: 'worker-raise-finally-clears',
@@ -815,6 +839,7 @@ export const VARIANTS: readonly V[] = [
       "Mine: the tempting fix for the above, `finally: rebalanced = False` in the worker, clears the flag on one rank only: that rank stops joining the agreement all-reduce its peers still enter: deadlock",
     design: { workerRaise: 'finally-clears' },
     expect: { verdict: 'violated', property: 'deadlock' },
+    liveness: 'no-rank-waits-forever',
   },
 ];
 
@@ -822,5 +847,11 @@ export default defineProtocol<EplbConfig>({
   name: 'eplb-staged-transfer',
   summary: 'vLLM async EPLB (#20990, merged as #22179): a worker moves expert rows layer by layer through a staging buffer; main copies them out and swaps the map rows',
   configs: { check: CHECK, large: LARGE, pr: PR, qwen3: QWEN3 },
-  variants: VARIANTS.map((v) => ({ name: v.name, summary: v.summary, expect: v.expect, build: (cfg: EplbConfig) => buildEplb(cfg, v.design) })),
+  variants: VARIANTS.map((v) => ({
+    name: v.name,
+    summary: v.summary,
+    expect: v.expect,
+    ...(v.liveness ? { expectLiveness: v.liveness } : {}),
+    build: (cfg: EplbConfig) => buildEplb(cfg, v.design),
+  })),
 });

@@ -3,10 +3,12 @@
  * edge, each with the verdict measured on an H100 (PyTorch 2.11, 20 trials per case unless noted). These are
  * the kit's ground truth: if a variant's verdict changes, the kit no longer models the hardware.
  */
-import { defineProtocol } from '../model/index.ts';
+import { defineProtocol, eventually } from '../model/index.ts';
 import {
   type Backend,
   type GpuState,
+  allDone,
+  isFinished,
   allGather,
   allReduce,
   alloc,
@@ -167,6 +169,8 @@ function raisingWorker(name: string, withFinally: boolean) {
     ranks: 1,
     streams: ['C'],
     vars: { ongoing: false, plan: null },
+    // The brief's "no spin loop runs forever": the main thread gets past its poll and ends.
+    liveness: { 'main-stops-polling': eventually((s: GpuState<null>) => isFinished(s, 0, 'main')) },
     threads: () => ({
       main: [set('ongoing', true), start('worker'), until((c) => c.vars.ongoing === false, 'ongoing is clear')],
       worker: { autoStart: false, body: withFinally ? [tryFinally(work, [set('ongoing', false)])] : [...work, set('ongoing', false)] },
@@ -181,6 +185,7 @@ function collectiveOrder() {
     ranks: 2,
     streams: ['C'],
     buffers: { grad: { init: 'grad' }, shard: { init: 'shard' } },
+    liveness: { 'no-rank-waits-forever': eventually(allDone) },
     threads: (rank) => ({
       main: [...(rank === 0 ? [allReduce('grad'), allGather('shard')] : [allGather('shard'), allReduce('grad')]), syncDevice()],
     }),
@@ -194,6 +199,7 @@ function unmatchedSend() {
     ranks: 2,
     streams: ['C'],
     buffers: { x: { init: 'payload' } },
+    liveness: { 'no-rank-waits-forever': eventually(allDone) },
     threads: (rank) => ({
       main: rank === 0 ? [isend(1, 'x', { handle: 'h' }), wait('h'), syncStream('C')] : [launch('C', 'other_work', { reads: ['x'] })],
     }),
@@ -271,8 +277,9 @@ export default defineProtocol<null>({
     {
       name: 'thread-raises-flag-stuck',
       summary:
-        'the worker raises before clearing "ongoing"; main polls forever. Checked as a state from which the main thread can never progress (a deadlock, with explainStuck), since liveness comes later',
+        'the worker raises before clearing "ongoing"; main polls forever: a deadlock (with explainStuck), and on its own the liveness property main-stops-polling fails with a lasso',
       expect: { verdict: 'violated', property: 'deadlock' },
+      expectLiveness: 'main-stops-polling',
       build: () => raisingWorker('thread-raises-flag-stuck', false),
     },
     {
@@ -285,12 +292,14 @@ export default defineProtocol<null>({
       name: 'collective-order-mismatch',
       summary: 'rank 0 issues all_reduce then all_gather, rank 1 the opposite order: the group hangs (deadlock)',
       expect: { verdict: 'violated', property: 'deadlock' },
+      expectLiveness: 'no-rank-waits-forever',
       build: () => collectiveOrder(),
     },
     {
       name: 'send-without-matching-recv',
       summary: 'rank 0 sends to rank 1, which never posts the receive: the send never completes and rank 0 hangs in synchronize (deadlock)',
       expect: { verdict: 'violated', property: 'deadlock' },
+      expectLiveness: 'no-rank-waits-forever',
       build: () => unmatchedSend(),
     },
   ],

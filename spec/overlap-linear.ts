@@ -79,7 +79,7 @@
  * code holds. The PR's formula is correct at 16385 rows (the 2-row fourth chunk costs a fourth collective but
  * covers the rows); "fixing" it with exactly three chunks of n // 3 drops rows 16383 and 16384.
  */
-import { type StepLabel, defineProtocol } from '../model/index.ts';
+import { type StepLabel, defineProtocol, eventually } from '../model/index.ts';
 import {
   type GpuState,
   type Stmt,
@@ -94,6 +94,7 @@ import {
   record,
   step,
   waitEvent,
+  allDone,
 } from '../model/gpu/index.ts';
 
 // ---- configuration and the chunking rule ------------------------------------------------------------------
@@ -507,6 +508,8 @@ export function overlapLinear(cfg: OverlapConfig, bugs: Bugs = {}) {
     buffers,
     vars: { chunkSize: cfg.chunkRows, call: -1, n: 0, plan: [] } satisfies Vars,
     groups: { tp: ranks },
+    // Every TP rank issues the same all-reduces: one that issued fewer would leave its peers blocked forever.
+    liveness: { 'no-rank-waits-forever': eventually(allDone) },
     threads: (rank) => ({ main: programs[rank] }),
     invariants,
     actionProperties,

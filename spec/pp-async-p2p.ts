@@ -99,7 +99,7 @@
  * - B4 against `deferred-send-wait-held`: deferring the send wait past the next launch is safe for fresh
  *   tensors kept until the wait, and wrong for a static buffer, whatever lifetime trick is used.
  */
-import { defineProtocol, defineSystem, type Action, type System } from '../model/index.ts';
+import { defineProtocol, defineSystem, eventually, type Action, type System } from '../model/index.ts';
 import {
   type Body,
   type GpuState,
@@ -113,6 +113,7 @@ import {
   launch,
   recordStream,
   wait,
+  allDone as programEnded,
 } from '../model/gpu/index.ts';
 
 // ---- configuration ----------------------------------------------------------------------------------------
@@ -434,6 +435,9 @@ export function build(cfg: PpConfig, design: Design = {}, name = 'pp-async-p2p')
     streams: ['C'],
     buffers,
     groups,
+    // No rank waits forever: every stage runs its micro-batches to the end (a TP group split across two
+    // collectives, or a send whose receive never comes, is a behaviour stuck before that).
+    liveness: { 'no-rank-waits-forever': eventually(programEnded) },
     threads: (rank) => ({ main: stageProgram(cfg, d, L, L.stageOf[rank], L.tpIndex[rank]) }),
   });
 
@@ -604,12 +608,14 @@ export default defineProtocol<PpConfig>({
       name: 'b5-lazy-postprocess',
       summary: 'B5 (mine): the postprocess runs lazily at first use, which TP rank 0 reaches in its scheduler and the other ranks inside the forward: their k-th TP collectives differ',
       expect: { verdict: 'violated', property: 'tp-allgather-same-order' },
+      expectLiveness: 'no-rank-waits-forever',
       build: (c) => build(c, { finish: 'lazy-eager-rank0' }, 'pp-async-p2p:b5'),
     },
     {
       name: 'b5-lazy-postprocess-hang',
       summary: 'B5 (mine), its consequence: without the order check the TP group hangs, one rank in all_gather, the other in all_reduce',
       expect: { verdict: 'violated', property: 'deadlock' },
+      expectLiveness: 'no-rank-waits-forever',
       build: (c) => build(c, { finish: 'lazy-eager-rank0', noOrderCheck: true }, 'pp-async-p2p:b5-hang'),
     },
     {
@@ -642,6 +648,7 @@ export default defineProtocol<PpConfig>({
       name: 'idle-recv-skipped',
       summary: '(mine) the receiving stage treats the last micro-batch as idle and skips its receive, while the sender still sends it',
       expect: { verdict: 'violated', property: 'every-send-matched' },
+      expectLiveness: 'no-rank-waits-forever',
       build: (c) => build(c, { skipLastRecv: true }, 'pp-async-p2p:skip'),
       config: checkTp1,
     },

@@ -74,3 +74,29 @@ describe('bad input: one-line error, exit 2', () => {
     expect(r.out).toMatch(/model error: effect of action bump mutated its input state \(field 'n'\)/);
   });
 });
+
+describe('interleave check --liveness-only / --property / --no-deadlock', () => {
+  it('--liveness-only: a hang is the liveness failure it is, as the variant expects, with the lasso and the blocked threads', () => {
+    const r = cli('check', 'gpu-semantics:thread-raises-flag-stuck', 'gpu-semantics:thread-raises-try-finally', '--liveness-only', '--quiet');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/thread-raises-flag-stuck\s+violated:main-stops-polling\s+violated\s+main-stops-polling/);
+    expect(r.out).toMatch(/thread-raises-try-finally\s+holds\s+holds/);
+    expect(r.out).toMatch(/stutters there forever/);
+    expect(r.out).toMatch(/polls forever until ongoing is clear/);
+    expect(r.out).toMatch(/no step is enabled here: the behaviour stays in this state forever/);
+  });
+
+  it('--property checks only the named property; an unknown one is an error naming the properties (exit 2)', () => {
+    const ok = cli('check', 'gpu-semantics:thread-raises-flag-stuck', '--property', 'main-stops-polling', '--json', '--quiet');
+    expect(JSON.parse(ok.out).results[0]).toMatchObject({ verdict: 'violated', property: 'main-stops-polling' });
+    const bad = cli('check', 'gpu-semantics:thread-raises-flag-stuck', '--property', 'nope', '--quiet');
+    expect(bad.code).toBe(2);
+    expect(bad.out).toMatch(/has no property 'nope' \(properties: .*main-stops-polling, deadlock\)/);
+  });
+
+  it('--liveness-only with --no-liveness is a usage error', () => {
+    const r = cli('check', 'gpu-semantics', '--liveness-only', '--no-liveness');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--liveness-only cannot be combined with --no-liveness/);
+  });
+});

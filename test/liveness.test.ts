@@ -123,3 +123,46 @@ describe('liveness under fairness', () => {
     expect(check(noFair).verdict).toBe('holds');
   });
 });
+
+describe('stuck states left to liveness (deadlock: false) and checking chosen properties', () => {
+  /** A worker that may raise and leave the flag set; main blocks on it (a guard, not a spin step). */
+  type Blk = { readonly worker: 'running' | 'done' | 'raised'; readonly ongoing: boolean; readonly main: 'waiting' | 'used' };
+  const blk = actionsOf<Blk>();
+  const blocking = defineSystem<Blk>({
+    name: 'blocking-wait',
+    init: { worker: 'running', ongoing: true, main: 'waiting' },
+    actions: [
+      blk('finish', { actor: 'worker', guard: (s) => s.worker === 'running', effect: (s) => ({ ...s, worker: 'done', ongoing: false }) }),
+      blk('raise', { actor: 'worker', guard: (s) => s.worker === 'running', effect: (s) => ({ ...s, worker: 'raised' }) }),
+      blk('use', { actor: 'main', guard: (s) => s.main === 'waiting' && !s.ongoing, effect: (s) => ({ ...s, main: 'used' }) }),
+    ],
+    invariants: { 'flag-defined': (s) => typeof s.ongoing === 'boolean' },
+    terminal: (s) => s.main === 'used',
+    explainStuck: (s) => [`main waits for ongoing to clear (ongoing = ${s.ongoing})`],
+    liveness: { 'main-uses-plan': eventually((s) => s.main === 'used') },
+  });
+
+  it('by default the stuck state is a deadlock', () => {
+    expect(check(blocking)).toMatchObject({ verdict: 'violated', property: 'deadlock' });
+  });
+
+  it('with deadlock: false it is the liveness failure: a lasso stuttering in the stuck state, with what main waits for', () => {
+    const r = check(blocking, { deadlock: false });
+    expect(r).toMatchObject({ verdict: 'violated', property: 'main-uses-plan', propertyKind: 'liveness' });
+    expect(r.trace!.steps.map((s) => s.action)).toEqual(['raise']);
+    expect(r.trace!.loopStart).toBe(1);
+    expect(r.stuck).toEqual(['main waits for ongoing to clear (ongoing = true)']);
+    expect(formatTrace(r.trace!)).toMatch(/no step is enabled here: the behaviour stays in this state forever/);
+  });
+
+  it('deadlock: false with no liveness property accepts the stuck state', () => {
+    expect(check(blocking, { deadlock: false, liveness: false }).verdict).toBe('holds');
+  });
+
+  it('properties: checks only those named (deadlock included by name)', () => {
+    expect(check(blocking, { properties: ['flag-defined'] }).verdict).toBe('holds');
+    expect(check(blocking, { properties: ['deadlock'] })).toMatchObject({ verdict: 'violated', property: 'deadlock' });
+    expect(check(blocking, { properties: ['main-uses-plan'] })).toMatchObject({ verdict: 'violated', property: 'main-uses-plan' });
+    expect(() => check(blocking, { properties: ['nope'] })).toThrow(/no property 'nope' \(properties: flag-defined, main-uses-plan, deadlock\)/);
+  });
+});

@@ -1,9 +1,9 @@
 /** `interleave check`: explores each target and prints the verdict table (or JSON). */
 import { type CheckResult, check } from '../explorer.ts';
-import { formatExpectation } from '../registry.ts';
+import { type Expectation, formatExpectation } from '../registry.ts';
 import { ModelError } from '../system.ts';
 import { formatTrace, traceToJson } from '../trace.ts';
-import { EXIT_OK, EXIT_USAGE, EXIT_VIOLATED } from './errors.ts';
+import { EXIT_OK, EXIT_USAGE, EXIT_VIOLATED, UsageError } from './errors.ts';
 import { intFlag, numberFlag, parseFlags } from './options.ts';
 import { progressReporter } from './progress.ts';
 import { renderTable } from './table.ts';
@@ -21,30 +21,39 @@ export const checkHelp = `interleave check [TARGET...] [options]
   --full              show the full state after every step of a counterexample
   --no-symmetry       explore without the model's symmetry reduction
   --no-liveness       skip liveness properties (and the state graph they need)
+  --no-deadlock       accept stuck states (a hang is left to the liveness properties, as a stutter forever)
+  --property NAME     check only this property (repeatable; an invariant, step or liveness property, or deadlock)
+  --liveness-only     check only the liveness properties, stuck states left to them (as --no-deadlock);
+                      each variant is expected to break the liveness property it names, or to hold
   --quiet             no progress on stderr`;
 
 export interface Outcome {
   readonly target: Target;
   readonly result: CheckResult;
+  /** What was expected of it (the target's verdict, or its liveness verdict under --liveness-only). */
+  readonly expected: Expectation;
   /** Whether the verdict is what the target expects. */
   readonly asExpected: boolean;
 }
 
-export function runTarget(target: Target, opts: Parameters<typeof check>[1]): Outcome {
+/** `livenessOnly`: check just the system's liveness properties, deadlocks left to them. */
+export function runTarget(target: Target, opts: Parameters<typeof check>[1], livenessOnly = false): Outcome {
   let result: CheckResult;
+  const exp = livenessOnly ? target.expectedLiveness : target.expected;
   try {
-    result = check(target.build(), opts);
+    const sys = target.build();
+    const only = livenessOnly ? { properties: Object.keys(sys.spec.liveness ?? {}), deadlock: false, liveness: true } : {};
+    result = check(sys, { ...opts, ...only });
   } catch (e) {
     if (!(e instanceof ModelError)) throw e;
     const stats = { states: 0, transitions: 0, depth: 0, seconds: 0, statesPerSecond: 0, bytesPerState: 0, peakRssMB: 0 };
     result = { verdict: 'error', message: e.message, stats };
   }
-  const exp = target.expected;
   const asExpected =
     exp.verdict === 'holds'
       ? result.verdict === 'holds' && (exp.states === undefined || exp.states === result.stats.states)
       : result.verdict === 'violated' && result.property === exp.property;
-  return { target, result, asExpected };
+  return { target, result, expected: exp, asExpected };
 }
 
 export async function checkCommand(argv: string[]): Promise<number> {
@@ -60,7 +69,14 @@ export async function checkCommand(argv: string[]): Promise<number> {
     quiet: { type: 'boolean' },
     'no-symmetry': { type: 'boolean' },
     'no-liveness': { type: 'boolean' },
+    'no-deadlock': { type: 'boolean' },
+    property: { type: 'string', multiple: true },
+    'liveness-only': { type: 'boolean' },
   });
+  const livenessOnly = Boolean(values['liveness-only']);
+  if (livenessOnly && (values['no-liveness'] || values.property)) {
+    throw new UsageError(`check: --liveness-only cannot be combined with ${values['no-liveness'] ? '--no-liveness' : '--property'}`);
+  }
   const limits = {
     maxStates: intFlag('max-states', values['max-states']),
     maxDepth: intFlag('max-depth', values['max-depth'], 0),
@@ -84,8 +100,10 @@ export async function checkCommand(argv: string[]): Promise<number> {
       ...(limits.maxMemoryMB !== undefined ? { maxMemoryMB: limits.maxMemoryMB } : {}),
       ...(values['no-symmetry'] ? { symmetry: false } : {}),
       ...(values['no-liveness'] ? { liveness: false } : {}),
+      ...(values['no-deadlock'] ? { deadlock: false } : {}),
+      ...(values.property ? { properties: values.property } : {}),
       onProgress: progress.tick,
-    });
+    }, livenessOnly);
     progress.done();
     outcomes.push(outcome);
   }
@@ -105,7 +123,7 @@ function toJson(o: Outcome) {
   return {
     protocol: o.target.protocol,
     variant: o.target.variant,
-    expected: formatExpectation(o.target.expected),
+    expected: formatExpectation(o.expected),
     verdict: r.verdict,
     property: r.property ?? null,
     states: r.stats.states,
@@ -124,7 +142,7 @@ export function formatOutcomes(outcomes: readonly Outcome[], opts: { traces: boo
   const rows = outcomes.map((o) => [
     o.target.protocol,
     o.target.variant,
-    formatExpectation(o.target.expected),
+    formatExpectation(o.expected),
     o.result.verdict,
     o.result.property ?? '',
     o.result.stats.states,

@@ -17,6 +17,8 @@ export interface Target {
   readonly summary: string;
   /** A user's plain system is expected to hold. */
   readonly expected: Expectation;
+  /** What `check --liveness-only` expects: the liveness property the variant breaks, or holds. */
+  readonly expectedLiveness: Expectation;
   /** Builds the system; may throw a ModelError (reported as an `error` verdict). */
   readonly build: () => System<any>;
 }
@@ -47,7 +49,8 @@ export function protocolTargets(p: Protocol, variant?: string, configName?: stri
   }
   return variants.map((v) => {
     const config = configName !== undefined ? p.configs[configName] : (v.config ?? p.configs.check);
-    return { protocol: p.name, variant: v.name, summary: v.summary, expected: v.expect, build: () => v.build(config) };
+    const expectedLiveness: Expectation = v.expectLiveness ? { verdict: 'violated', property: v.expectLiveness } : { verdict: 'holds' };
+    return { protocol: p.name, variant: v.name, summary: v.summary, expected: v.expect, expectedLiveness, build: () => v.build(config) };
   });
 }
 
@@ -85,7 +88,8 @@ export async function resolveTarget(raw: string, configName?: string): Promise<T
     if (isProtocol(exported)) return protocolTargets(exported, variant, configName);
     if (isSystem(exported)) {
       if (variant !== undefined) throw new UsageError(`model file '${path}' exports one system, not a protocol with variants: drop ':${variant}'`);
-      return [{ protocol: path, variant: exported.name, summary: 'user model', expected: { verdict: 'holds' }, build: () => exported }];
+      const holds: Expectation = { verdict: 'holds' };
+      return [{ protocol: path, variant: exported.name, summary: 'user model', expected: holds, expectedLiveness: holds, build: () => exported }];
     }
     throw new UsageError(
       `model file '${path}' must export (as default) a system from defineSystem(...) or a protocol from defineProtocol(...)`,

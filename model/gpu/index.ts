@@ -63,4 +63,4 @@ export {
   KIT_PROPERTIES,
 } from './types.ts';
 export { type GpuSystem, gpuSystem, stmtText } from './kit.ts';
-export { bufferValue, faultOf, isFinished, pendingOps, queued, threadPc } from './query.ts';
+export { allDone, bufferValue, faultOf, isFinished, pendingOps, queued, threadPc } from './query.ts';

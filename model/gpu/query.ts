@@ -47,3 +47,20 @@ export function queued(s: GpuState<any>, rank: number, queue?: string): string[]
   if (queue !== undefined) return [...(qs[queue] ?? [])];
   return Object.values(qs).flat();
 }
+
+/**
+ * Every started thread of every rank has ended (normally or by an exception) and every queue is empty: the program
+ * ran to its end. `eventually(allDone)` is "no rank waits forever" for a kit model, whose programs are
+ * straight-line: a behaviour that never gets here is stuck (a spin on a flag nobody clears, a collective or a
+ * transfer whose peer never comes), and with `check --no-deadlock` it is reported as a lasso that stutters
+ * in the stuck state, with what each blocked thread waits for.
+ */
+export function allDone(s: GpuState<any>): boolean {
+  for (let r = 0; r < s.threads.length; r++) {
+    const th = s.threads[r];
+    for (const t in th) if (typeof th[t] === 'number') return false; // 'new': never started, nothing waits on it
+    const qs = s.streams[r];
+    for (const q in qs) if (qs[q].length > 0) return false;
+  }
+  return true;
+}
