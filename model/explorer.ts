@@ -4,9 +4,10 @@
  * and the action instance that reached it (4 + 4 bytes), and a trace is rebuilt by replaying those actions
  * from the initial state. The queue holds one BFS level at a time as packed word encodings.
  */
-import { type Data, DataError, Encoder, show } from './data.ts';
+import { type Data, DataError, Encoder, diff, show } from './data.ts';
 import { FingerprintSet, U32Column, U8Column, hashWords } from './fingerprints.ts';
 import { type FairnessUnit, type StateGraph, findFairLasso } from './liveness.ts';
+import { AmpleChooser, type PorPlan, declaredWrite, planPor } from './por.ts';
 import { canonicalizer, samplePermutation } from './symmetry.ts';
 import type { ActionInstance, StepLabel, System } from './system.ts';
 import { ModelError, formatLabel } from './system.ts';
@@ -26,6 +27,8 @@ export interface CheckOptions {
   readonly symmetry?: boolean;
   /** Set false to skip liveness properties (and the graph they need). */
   readonly liveness?: boolean;
+  /** Set false to explore every interleaving even where the model declares reads and writes (model/por.ts). */
+  readonly por?: boolean;
   /**
    * Set false to accept states with no enabled action (TLC's -deadlock): a hang is then left to the liveness
    * properties, which see it as a behaviour that stutters forever in that state.
@@ -71,6 +74,8 @@ export interface CheckResult {
 const NO_PARENT = 0xffffffff;
 /** Under symmetry, the first states expanded are used to check that properties and steps are symmetric. */
 const SYMMETRY_SAMPLES = 200;
+/** Under partial-order reduction, the steps from the first states expanded are audited against their `writes`. */
+const POR_AUDIT_STATES = 20_000;
 
 /** Raised inside the search when the model itself misbehaves (throws, mutates, returns non-data). */
 class ModelFault extends Error {
@@ -146,6 +151,14 @@ class Search<S> {
   private readonly started = performance.now();
   private peakRss = process.memoryUsage.rss();
   private readonly reachedGoals = new Set<string>();
+  /** Partial-order reduction: the plan and the chooser, when the model declares reads/writes and it is on. */
+  private readonly por: PorPlan | undefined;
+  private readonly ample: AmpleChooser | undefined;
+  private readonly enabledMask: Uint8Array;
+  private readonly enabledList: number[] = [];
+  private reducedExpansions = 0;
+  /** Whether the last `fire` found a new state. */
+  private fresh = false;
 
   /** Whether a state with no enabled action (and not terminal) is reported. */
   private readonly deadlock: boolean;
@@ -168,6 +181,18 @@ class Search<S> {
         this.notes.push(`symmetry reduction over ${sym.size} interchangeable ranks`);
       }
     }
+    this.enabledMask = new Uint8Array(system.instances.length);
+    const porSetup = opts.por === false ? undefined : planPor(system);
+    if (porSetup && 'plan' in porSetup) {
+      if (this.graph) this.notes.push('partial-order reduction is off: liveness is checked on the full graph');
+      else if (this.canon) this.notes.push('partial-order reduction is off: symmetry reduction is on');
+      else {
+        this.por = porSetup.plan;
+        this.ample = new AmpleChooser(porSetup.plan);
+      }
+    } else if (porSetup && 'off' in porSetup && porSetup.off !== 'no action declares reads and writes') {
+      this.notes.push(`partial-order reduction is off: ${porSetup.off}`);
+    }
     if (this.graph) {
       for (const [name, l] of liveness) {
         this.labels.push({ name: `${name}.p`, fn: l.p, column: new U8Column() });
@@ -184,6 +209,7 @@ class Search<S> {
       if (!(e instanceof ModelFault)) throw e;
       r = { verdict: 'error', message: e.message, stats: this.stats() };
     }
+    this.notePor();
     return this.notes.length > 0 ? { ...r, notes: this.notes } : r;
   }
 
@@ -223,40 +249,44 @@ class Search<S> {
         if (this.graph) this.edgeStart.push(this.edgeTarget.length);
         if (this.canon !== undefined && idx < SYMMETRY_SAMPLES) this.checkSymmetry(s, idx, invariants);
         let enabled = 0;
-        for (let a = 0; a < instances.length; a++) {
-          const inst = instances[a];
-          if (!this.guard(inst, s, idx)) continue;
-          enabled++;
-          const t = this.apply(inst, s, idx);
-          this.transitions++;
-          for (const [name, prop] of actionProps) {
-            let ok: boolean;
-            try {
-              ok = prop(s, inst.label, t);
-            } catch (e) {
-              throw new ModelFault(
-                `action property '${name}' threw on step ${formatLabel(inst.label)}: ${errText(e)}\n  from state: ${show(s as Data, 600)}`,
-                idx,
-              );
-            }
-            if (!ok) {
-              const trace = this.traceTo(idx, [inst]);
-              return this.violated(name, 'action-property', `step ${formatLabel(inst.label)} breaks '${name}'`, trace);
-            }
-          }
-          const added = this.addState(idx, inst.id);
-          if (this.graph) {
-            this.edgeTarget.push(added ? this.parent.length - 1 : this.found);
-            this.edgeVia.push(inst.id);
-          }
-          if (added) {
-            next.push(this.enc.words, this.enc.length);
-            const bad = this.checkState(this.stored, this.parent.length - 1, invariants, goals);
+        if (this.ample === undefined) {
+          for (let a = 0; a < instances.length; a++) {
+            const inst = instances[a];
+            if (!this.guard(inst, s, idx)) continue;
+            enabled++;
+            const bad = this.fire(inst, s, idx, next, actionProps, invariants, goals, maxStates);
             if (bad) return bad;
-            if (this.parent.length >= maxStates) {
-              return this.incomplete(`state limit ${maxStates} reached`);
-            }
           }
+        } else {
+          const mask = this.enabledMask;
+          const list = this.enabledList;
+          list.length = 0;
+          for (let a = 0; a < instances.length; a++) {
+            if (!this.guard(instances[a], s, idx)) continue;
+            mask[a] = 1;
+            list.push(a);
+          }
+          enabled = list.length;
+          const chosen = this.ample.choose(s, mask, list);
+          let revisited = false;
+          for (const a of chosen ?? list) {
+            const bad = this.fire(instances[a], s, idx, next, actionProps, invariants, goals, maxStates);
+            if (bad) return bad;
+            if (!this.fresh) revisited = true;
+          }
+          if (chosen !== undefined) {
+            // The cycle proviso: a reduced expansion that closes on a visited state becomes a full one.
+            if (revisited) {
+              for (const a of list) mask[a] = 2;
+              for (const a of chosen) mask[a] = 1;
+              for (const a of list) {
+                if (mask[a] !== 2) continue;
+                const bad = this.fire(instances[a], s, idx, next, actionProps, invariants, goals, maxStates);
+                if (bad) return bad;
+              }
+            } else this.reducedExpansions++;
+          }
+          for (const a of list) mask[a] = 0;
         }
         // An effect that mutated `s` would have computed wrong successors: re-encode and compare to catch it.
         this.enc.encode(s);
@@ -307,6 +337,12 @@ class Search<S> {
       if (failed) return failed;
     }
     return { verdict: 'holds', stats: this.stats() };
+  }
+
+  private notePor(): void {
+    if (this.por === undefined) return;
+    const expanded = this.parent.length;
+    this.notes.push(`partial-order reduction: ${this.reducedExpansions} of ${expanded} states expanded with a reduced set`);
   }
 
   /** Runs every liveness property on the explored graph; the first that fails, with its lasso. */
@@ -372,6 +408,64 @@ class Search<S> {
       return result;
     }
     return undefined;
+  }
+
+  /** Takes one enabled step from `s`: checks the step properties, records the successor, checks a new one. */
+  private fire(
+    inst: ActionInstance<S>,
+    s: S,
+    idx: number,
+    next: Level,
+    actionProps: [string, (before: S, step: StepLabel, after: S) => boolean][],
+    invariants: [string, (s: S) => boolean][],
+    goals: [string, (s: S) => boolean][],
+    maxStates: number,
+  ): CheckResult | undefined {
+    const t = this.apply(inst, s, idx);
+    this.transitions++;
+    if (this.por !== undefined && idx < POR_AUDIT_STATES) this.auditWrites(inst, s, t, idx);
+    for (const [name, prop] of actionProps) {
+      let ok: boolean;
+      try {
+        ok = prop(s, inst.label, t);
+      } catch (e) {
+        throw new ModelFault(
+          `action property '${name}' threw on step ${formatLabel(inst.label)}: ${errText(e)}\n  from state: ${show(s as Data, 600)}`,
+          idx,
+        );
+      }
+      if (!ok) {
+        const trace = this.traceTo(idx, [inst]);
+        return this.violated(name, 'action-property', `step ${formatLabel(inst.label)} breaks '${name}'`, trace);
+      }
+    }
+    const added = this.addState(idx, inst.id);
+    this.fresh = added;
+    if (this.graph) {
+      this.edgeTarget.push(added ? this.parent.length - 1 : this.found);
+      this.edgeVia.push(inst.id);
+    }
+    if (added) {
+      next.push(this.enc.words, this.enc.length);
+      const bad = this.checkState(this.stored, this.parent.length - 1, invariants, goals);
+      if (bad) return bad;
+      if (this.parent.length >= maxStates) return this.incomplete(`state limit ${maxStates} reached`);
+    }
+    return undefined;
+  }
+
+  /** Partial-order reduction rests on the declared writes: a step that changes an undeclared field is an error. */
+  private auditWrites(inst: ActionInstance<S>, s: S, t: S, idx: number): void {
+    const writes = this.por!.writes[inst.id];
+    for (const change of diff(s as Data, t as Data)) {
+      if (!declaredWrite(change.path, writes)) {
+        throw new ModelFault(
+          `partial-order reduction: action ${formatLabel(inst.label)} changed '${change.path || '(the whole state)'}', which its \`writes\` does not declare ` +
+            `(declared: ${writes.map((w) => w.join('.')).join(', ') || 'nothing'}). Declare it, or check with --no-por.\n  from state: ${show(s as Data, 600)}`,
+          idx,
+        );
+      }
+    }
   }
 
   /** Fingerprints the encoding in `enc`; records a new state's parent link and returns true if new. */

@@ -15,6 +15,7 @@
  */
 import { type Data, DataError, Encoder, deepFreeze } from './data.ts';
 import type { FairnessKind, Liveness } from './liveness.ts';
+import { parsePath } from './por.ts';
 import type { Symmetry } from './symmetry.ts';
 
 export type { Data } from './data.ts';
@@ -38,6 +39,44 @@ export interface ActionSpec<S, P extends Params> {
   readonly describe?: (p: P, s: S) => string;
   /** Fairness of each instance of this action (each parameter combination is one unit), for liveness. */
   readonly fairness?: FairnessKind;
+  /**
+   * Partial-order reduction: the state fields the guard and effect read, as paths (`rm[2]`, `tm`,
+   * `threads[0].main`, `streams[0]["p2p:1"]`; a path covers everything below it). Declare `reads` and
+   * `writes` on every action, and `observes` on the system, to turn the reduction on (model/por.ts).
+   */
+  readonly reads?: readonly string[] | ((p: P) => readonly string[]);
+  /** Partial-order reduction: the fields the effect may change (audited: an undeclared change is an error). */
+  readonly writes?: readonly string[] | ((p: P) => readonly string[]);
+  /**
+   * More of the guard, as named conditions with the fields each reads; the action is enabled when `guard`
+   * (if any) and every condition hold. The reduction then knows which condition keeps a disabled action
+   * disabled, and so which steps could enable it (only the writers of that condition's fields): without them
+   * it must assume any writer of any field the action reads.
+   */
+  readonly conditions?: readonly Condition<S, P>[];
+}
+
+/** One conjunct of an action's guard, with the fields it reads (see `ActionSpec.conditions`). */
+export interface Condition<S, P extends Params = Params> {
+  readonly reads: readonly string[] | ((p: P) => readonly string[]);
+  readonly holds: (s: S, p: P) => boolean;
+}
+
+/** An action whose `conditions` were folded into its `guard` by defineSystem (the engines see one guard). */
+// Symbol.for: a model file loaded through tsx gets its own copy of this module, and must still be understood.
+const FOLDED = Symbol.for('interleave.foldedConditions');
+
+/** The conditions of an action as declared, after defineSystem folded them into its guard. */
+export function conditionsOf<S>(a: Action<S>): readonly Condition<S, any>[] | undefined {
+  return (a.spec as { [FOLDED]?: readonly Condition<S, any>[] })[FOLDED];
+}
+
+function foldConditions<S>(a: Action<S>): Action<S> {
+  const conds = a.spec.conditions;
+  if (!conds || conds.length === 0) return a;
+  const g = a.spec.guard;
+  const guard = (s: S, p: Params) => (!g || g(s, p)) && conds.every((c) => c.holds(s, p));
+  return { name: a.name, spec: { ...a.spec, guard, conditions: undefined, [FOLDED]: conds } as ActionSpec<S, any> };
 }
 
 export interface Action<S> {
@@ -87,6 +126,11 @@ export interface SystemSpec<S> {
   readonly fairness?: FairnessKind | { readonly [actor: string]: FairnessKind };
   /** Interchangeable ranks, for symmetry reduction (see model/symmetry.ts). */
   readonly symmetry?: Symmetry<S>;
+  /**
+   * Partial-order reduction: the fields the invariants and reachability goals read (paths, as in an action's
+   * `reads`). An action that writes one of them is never reordered past others.
+   */
+  readonly observes?: readonly string[];
 }
 
 /** One action with one parameter combination: the unit the explorer fires. */
@@ -148,10 +192,16 @@ export function defineSystem<S>(spec: SystemSpec<S>): System<S> {
   };
 
   const instances: ActionInstance<S>[] = [];
-  spec.actions.forEach((a, i) => {
+  const actions = spec.actions.map((a, i): Action<S> => {
     if (!a || typeof a.name !== 'string' || !a.spec || typeof a.spec.effect !== 'function') {
       throw new ModelError(`${where}: actions[${i}] is not an action (use act('name', { effect, ... }))`);
     }
+    if (a.spec.conditions !== undefined && (!Array.isArray(a.spec.conditions) || a.spec.conditions.some((c: Condition<S> | undefined) => !c || typeof c.holds !== 'function'))) {
+      throw new ModelError(`${where}: action '${a.name}' \`conditions\` must be a list of { reads, holds }`);
+    }
+    return foldConditions<S>(a);
+  });
+  actions.forEach((a) => {
     claim(a.name, 'action');
     for (const combo of paramCombinations(a, where)) {
       const actor = typeof a.spec.actor === 'function' ? a.spec.actor(combo) : a.spec.actor;
@@ -190,10 +240,48 @@ export function defineSystem<S>(spec: SystemSpec<S>): System<S> {
     }
   }
   if (instances.length === 0) throw new ModelError(`${where}: no actions`);
-  return { name: spec.name, spec, inits, instances };
+  checkPaths(spec, instances, where);
+  return { name: spec.name, spec: actions.every((a, i) => a === spec.actions[i]) ? spec : { ...spec, actions }, inits, instances };
 }
 
-function paramCombinations(a: Action<unknown>, where: string): Params[] {
+/** Field paths of `reads`, `writes` and `observes` must parse: a typo here would silently weaken the reduction. */
+function checkPaths<S>(spec: SystemSpec<S>, instances: readonly ActionInstance<S>[], where: string): void {
+  const parse = (path: unknown, what: string) => {
+    if (typeof path !== 'string') throw new ModelError(`${where}: ${what}: a field path must be a string, got ${JSON.stringify(path)}`);
+    try {
+      parsePath(path);
+    } catch (e) {
+      throw new ModelError(`${where}: ${what}: ${(e as Error).message}`);
+    }
+  };
+  if (spec.observes !== undefined) {
+    if (!Array.isArray(spec.observes)) throw new ModelError(`${where}: \`observes\` must be a list of field paths`);
+    spec.observes.forEach((p) => parse(p, '`observes`'));
+  }
+  for (const inst of instances) {
+    for (const kind of ['reads', 'writes'] as const) {
+      const d = inst.action.spec[kind];
+      if (d === undefined) continue;
+      const what = `action ${formatLabel(inst.label)} \`${kind}\``;
+      let list: unknown;
+      try {
+        list = typeof d === 'function' ? d(inst.params) : d;
+      } catch (e) {
+        throw new ModelError(`${where}: ${what} threw: ${(e as Error).message}`);
+      }
+      if (!Array.isArray(list)) throw new ModelError(`${where}: ${what} must be a list of field paths (or a function of the parameters returning one)`);
+      list.forEach((p) => parse(p, what));
+    }
+    (conditionsOf(inst.action) ?? []).forEach((c, k) => {
+      const what = `action ${formatLabel(inst.label)} condition ${k + 1} \`reads\``;
+      const list = typeof c.reads === 'function' ? c.reads(inst.params) : c.reads;
+      if (!Array.isArray(list)) throw new ModelError(`${where}: ${what} must be a list of field paths`);
+      list.forEach((p) => parse(p, what));
+    });
+  }
+}
+
+function paramCombinations(a: Action<any>, where: string): Params[] {
   const domains = a.spec.params ?? {};
   const names = Object.keys(domains);
   let combos: Record<string, Data>[] = [{}];

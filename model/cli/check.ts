@@ -21,6 +21,7 @@ export const checkHelp = `interleave check [TARGET...] [options]
   --full              show the full state after every step of a counterexample
   --no-symmetry       explore without the model's symmetry reduction
   --no-liveness       skip liveness properties (and the state graph they need)
+  --no-por            explore every interleaving even where the model declares reads/writes (no partial-order reduction)
   --no-deadlock       accept stuck states (a hang is left to the liveness properties, as a stutter forever)
   --property NAME     check only this property (repeatable; an invariant, step or liveness property, or deadlock)
   --liveness-only     check only the liveness properties, stuck states left to them (as --no-deadlock);
@@ -70,6 +71,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     'no-symmetry': { type: 'boolean' },
     'no-liveness': { type: 'boolean' },
     'no-deadlock': { type: 'boolean' },
+    'no-por': { type: 'boolean' },
     property: { type: 'string', multiple: true },
     'liveness-only': { type: 'boolean' },
   });
@@ -101,6 +103,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
       ...(values['no-symmetry'] ? { symmetry: false } : {}),
       ...(values['no-liveness'] ? { liveness: false } : {}),
       ...(values['no-deadlock'] ? { deadlock: false } : {}),
+      ...(values['no-por'] ? { por: false } : {}),
       ...(values.property ? { properties: values.property } : {}),
       onProgress: progress.tick,
     }, livenessOnly);

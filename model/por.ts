@@ -1,0 +1,223 @@
+/**
+ * Partial-order reduction with stubborn sets. Two interleavings of independent steps (different actors,
+ * touching disjoint state) reach the same state; exploring one order is enough for invariants, reachability
+ * goals and deadlocks, if the reduced set at each state is chosen with care:
+ *
+ * - D1 (dependency): for an enabled action in the set, every action dependent on it is in the set too; for a
+ *   disabled one, every action that could enable it (writes a field its guard or effect reads).
+ * - non-empty: the set has an enabled action whenever the state has one (deadlocks are kept);
+ * - C2 (visibility): when the set is not every enabled action, none of its actions writes a field the
+ *   properties observe;
+ * - C3 (cycle proviso, the BFS form): when a reduced expansion reaches an already visited state, the state is
+ *   expanded fully. Every cycle of the reduced graph closes on an already visited state at the expansion of its
+ *   last-expanded state, so every cycle has a fully expanded state and no action is ignored forever.
+ *
+ * Dependency comes from the model's declarations: each action's `reads` and `writes` as field paths
+ * (`rm[2]`, `tm`, `threads[0].main`, `streams[0]["p2p:1"]`); two paths overlap when one is a prefix of the
+ * other. An actor's program counter is state like any other: declare it (`phase[2]`) where steps read it.
+ * A disabled action's enablers are the writers of what it reads, or, when it declares its guard as
+ * `conditions`, only the writers of the first condition that is false now. Writes are audited at run time
+ * (a step that changes an undeclared field is a model error); reads cannot be, so `check --no-por` is the
+ * cross-check when in doubt.
+ */
+import { type ActionInstance, type System, conditionsOf } from './system.ts';
+
+/** A field path split into segments: `threads[0].main` -> ['threads', '0', 'main']. */
+export type Path = readonly string[];
+
+/** Parses `a.b[2]["x:y"]` into segments; throws a readable Error on a malformed path. */
+export function parsePath(text: string): Path {
+  const out: string[] = [];
+  let i = 0;
+  const fail = (why: string) => {
+    throw new Error(`malformed field path '${text}': ${why} at character ${i + 1}`);
+  };
+  if (text === '') fail('empty path');
+  while (i < text.length) {
+    const c = text[i];
+    if (c === '[') {
+      if (text[i + 1] === '"') {
+        const end = text.indexOf('"]', i + 2);
+        if (end < 0) fail('unterminated ["..."]');
+        out.push(JSON.parse(text.slice(i + 1, end + 1)) as string);
+        i = end + 2;
+      } else {
+        const end = text.indexOf(']', i);
+        if (end < 0) fail("missing ']'");
+        const idx = text.slice(i + 1, end);
+        if (!/^\d+$/.test(idx)) fail(`index '${idx}' is not a number`);
+        out.push(idx);
+        i = end + 1;
+      }
+    } else {
+      if (c === '.') {
+        if (out.length === 0) fail("leading '.'");
+        i++;
+      }
+      const m = /^[A-Za-z_$][\w$:-]*/.exec(text.slice(i));
+      if (!m) fail('expected a field name');
+      out.push(m![0]);
+      i += m![0].length;
+    }
+  }
+  return out;
+}
+
+/** Whether two paths touch common state: one is a prefix of the other. */
+export function overlaps(a: Path, b: Path): boolean {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const anyOverlap = (as: readonly Path[], bs: readonly Path[]) => as.some((a) => bs.some((b) => overlaps(a, b)));
+
+/** The static tables the reduction uses at every state. */
+export interface PorPlan {
+  /** Per instance: the instances dependent on it. */
+  readonly dependents: readonly Int32Array[];
+  /** Per instance: the instances that may enable it (write a field it reads). */
+  readonly enablers: readonly Int32Array[];
+  /** Per instance: 1 when it writes a field the properties observe. */
+  readonly visible: Uint8Array;
+  /** Per instance: the paths it declares it writes (for the run-time audit). */
+  readonly writes: readonly (readonly Path[])[];
+  /** Per instance with declared conditions: each condition's test and the instances that write its fields. */
+  readonly conditions: readonly ({ readonly holds: (s: any) => boolean; readonly writers: Int32Array }[] | undefined)[];
+}
+
+/** Why the reduction is off for a system, or its plan. */
+export type PorSetup = { readonly plan: PorPlan } | { readonly off: string };
+
+/** Builds the dependency tables, or says why the reduction cannot apply to this system. */
+export function planPor<S>(system: System<S>): PorSetup {
+  const { spec, instances } = system;
+  const undeclared = [...new Set(instances.filter((i) => !i.action.spec.reads || !i.action.spec.writes).map((i) => i.action.name))];
+  if (undeclared.length === instances.length) return { off: 'no action declares reads and writes' };
+  if (undeclared.length > 0) {
+    return { off: `action(s) ${undeclared.slice(0, 5).join(', ')}${undeclared.length > 5 ? ', ...' : ''} declare no reads/writes` };
+  }
+  const hasObserved =
+    Object.keys(spec.invariants ?? {}).length + Object.keys(spec.reachable ?? {}).length > 0;
+  if (hasObserved && !spec.observes) return { off: 'the system does not declare `observes` (the fields its properties read)' };
+  if (Object.keys(spec.actionProperties ?? {}).length > 0) return { off: 'action properties observe every step' };
+
+  const declared = (inst: ActionInstance<S>, kind: 'reads' | 'writes'): Path[] => {
+    const d = inst.action.spec[kind]!;
+    const list = typeof d === 'function' ? d(inst.params) : d;
+    return list.map((p) => {
+      try {
+        return parsePath(p);
+      } catch (e) {
+        throw new Error(`action '${inst.action.name}' ${kind}: ${(e as Error).message}`);
+      }
+    });
+  };
+  const reads = instances.map((i) => declared(i, 'reads'));
+  const writes = instances.map((i) => declared(i, 'writes'));
+  const observed = (spec.observes ?? []).map((p) => parsePath(p));
+  const n = instances.length;
+  const writersOf = (fields: readonly Path[], self: number) =>
+    Int32Array.from(instances.map((_, b) => b).filter((b) => b !== self && anyOverlap(writes[b], fields)));
+  const dependents: Int32Array[] = [];
+  const enablers: Int32Array[] = [];
+  for (let a = 0; a < n; a++) {
+    const dep: number[] = [];
+    for (let b = 0; b < n; b++) {
+      if (a === b) continue;
+      if (anyOverlap(writes[a], reads[b]) || anyOverlap(writes[a], writes[b]) || anyOverlap(writes[b], reads[a])) dep.push(b);
+    }
+    dependents.push(Int32Array.from(dep));
+    enablers.push(writersOf(reads[a], a));
+  }
+  const conditions = instances.map((inst, a) => {
+    const conds = conditionsOf(inst.action);
+    if (!conds) return undefined;
+    return conds.map((c) => {
+      const fields = (typeof c.reads === 'function' ? c.reads(inst.params) : c.reads).map((p) => parsePath(p));
+      return { holds: (s: any) => c.holds(s, inst.params), writers: writersOf(fields, a) };
+    });
+  });
+  const visible = Uint8Array.from(writes, (w) => (anyOverlap(w, observed) ? 1 : 0));
+  return { plan: { dependents, enablers, visible, writes, conditions } };
+}
+
+/**
+ * Picks the smallest stubborn set among those grown from each enabled instance (`enabledList`, with
+ * `enabled[i]` = 1 for those). Returns the enabled instances of it, or undefined to expand fully.
+ */
+export class AmpleChooser {
+  private readonly mark: Uint32Array;
+  private stamp = 0;
+  private readonly stack: Int32Array;
+
+  constructor(private readonly plan: PorPlan) {
+    this.mark = new Uint32Array(plan.visible.length);
+    this.stack = new Int32Array(plan.visible.length);
+  }
+
+  choose(s: unknown, enabled: Uint8Array, enabledList: readonly number[]): number[] | undefined {
+    const total = enabledList.length;
+    if (total <= 1) return undefined;
+    let best: number[] | undefined;
+    for (const seed of enabledList) {
+      const set = this.grow(s, seed, enabled, total, best ? best.length : total);
+      if (set && (!best || set.length < best.length)) {
+        best = set;
+        if (best.length === 1) break;
+      }
+    }
+    return best;
+  }
+
+  /** The enabled part of the stubborn set grown from `seed`, or undefined when it is visible or not smaller than `limit`. */
+  private grow(s: unknown, seed: number, enabled: Uint8Array, total: number, limit: number): number[] | undefined {
+    const { dependents, enablers, visible, conditions } = this.plan;
+    if (visible[seed]) return undefined;
+    if (++this.stamp === 0xffffffff) {
+      this.mark.fill(0);
+      this.stamp = 1;
+    }
+    const stamp = this.stamp;
+    const out: number[] = [];
+    let top = 0;
+    this.stack[top++] = seed;
+    this.mark[seed] = stamp;
+    while (top > 0) {
+      const t = this.stack[--top];
+      let next: Int32Array;
+      if (enabled[t]) {
+        if (visible[t]) return undefined;
+        out.push(t);
+        if (out.length >= limit || out.length >= total) return undefined;
+        next = dependents[t];
+      } else {
+        next = enablers[t];
+        const conds = conditions[t];
+        if (conds) {
+          for (const c of conds) {
+            if (!c.holds(s)) {
+              next = c.writers;
+              break;
+            }
+          }
+        }
+      }
+      for (let k = 0; k < next.length; k++) {
+        const u = next[k];
+        if (this.mark[u] !== stamp) {
+          this.mark[u] = stamp;
+          this.stack[top++] = u;
+        }
+      }
+    }
+    return out;
+  }
+}
+
+/** Whether a changed field (a diff path, e.g. `rm[3]`) is covered by one of the declared writes. */
+export function declaredWrite(changed: string, writes: readonly Path[]): boolean {
+  if (changed === '') return writes.some((w) => w.length === 0);
+  const p = parsePath(changed);
+  return writes.some((w) => overlaps(w, p) && w.length <= p.length);
+}
