@@ -210,6 +210,9 @@ class Search<S> {
       r = { verdict: 'error', message: e.message, stats: this.stats() };
     }
     this.notePor();
+    if (r.verdict === 'violated' && this.reducedExpansions > 0 && r.trace) {
+      this.notes.push('the counterexample is a real behaviour, but under partial-order reduction not necessarily a shortest one (--no-por gives the shortest)');
+    }
     return this.notes.length > 0 ? { ...r, notes: this.notes } : r;
   }
 
