@@ -5,7 +5,7 @@
  * from the initial state. The queue holds one BFS level at a time as packed word encodings.
  */
 import { type Data, DataError, Encoder, diff, show } from './data.ts';
-import { FingerprintSet, U32Column, U8Column, hashWords } from './fingerprints.ts';
+import { ChunkedColumn, FingerprintSet, U32Column, U8Column, hashWords } from './fingerprints.ts';
 import { type FairnessUnit, type StateGraph, findFairLasso } from './liveness.ts';
 import { AmpleChooser, type PorPlan, declaredWrite, planPor } from './por.ts';
 import { canonicalizer, samplePermutation } from './symmetry.ts';
@@ -143,8 +143,9 @@ class Search<S> {
   /** The state `apply` stored (its representative under symmetry). */
   private stored!: S;
   private readonly notes: string[] = [];
-  private readonly parent = new U32Column();
-  private readonly via = new U32Column();
+  /** Per state: the parent's index (4 bytes), and the action instance (or initial state) that reached it (1-2 bytes). */
+  private readonly parent = ChunkedColumn.forValuesBelow(2 ** 32);
+  private readonly via: ChunkedColumn;
   private readonly fp = new Uint32Array(2);
   private transitions = 0;
   private depth = 0;
@@ -181,6 +182,7 @@ class Search<S> {
         this.notes.push(`symmetry reduction over ${sym.size} interchangeable ranks`);
       }
     }
+    this.via = ChunkedColumn.forValuesBelow(Math.max(system.instances.length, system.inits.length));
     this.enabledMask = new Uint8Array(system.instances.length);
     const porSetup = opts.por === false ? undefined : planPor(system);
     if (porSetup && 'plan' in porSetup) {

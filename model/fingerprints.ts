@@ -33,19 +33,26 @@ function fmix(h: number): number {
   return h;
 }
 
+/** The table grows when this full, by GROWTH: between 0.74 and 0.92 full, 8.7 to 10.8 bytes a state. */
+const MAX_LOAD = 0.92;
+const GROWTH = 1.25;
+
 export class FingerprintSet {
   private table: Uint32Array;
-  private mask: number;
+  /** Slots; any size (not a power of two), so the table can grow by a quarter and stay dense. */
+  private cap: number;
+  private scale: number;
+  private limit: number;
   /** Graph mode only: the state index stored beside each fingerprint (4 more bytes a slot). */
   private indices: Uint32Array | undefined;
   size = 0;
 
   constructor(initialCapacity = 1 << 16, withIndices = false) {
-    let cap = 1 << 10;
-    while (cap < initialCapacity) cap <<= 1;
-    this.table = new Uint32Array(cap * 2);
-    this.mask = cap - 1;
-    if (withIndices) this.indices = new Uint32Array(cap);
+    this.cap = Math.max(1024, Math.ceil(initialCapacity));
+    this.scale = this.cap / 4294967296;
+    this.limit = Math.floor(this.cap * MAX_LOAD);
+    this.table = new Uint32Array(this.cap * 2);
+    if (withIndices) this.indices = new Uint32Array(this.cap);
   }
 
   /** Graph mode: inserts with `index` and returns -1, or returns the index already stored for it. */
@@ -59,7 +66,7 @@ export class FingerprintSet {
   }
 
   get capacity(): number {
-    return this.mask + 1;
+    return this.cap;
   }
 
   get bytes(): number {
@@ -81,17 +88,20 @@ export class FingerprintSet {
   }
 
   /**
-   * Linear probing: the slot holding (hi, lo), or the empty slot where it belongs. (0, 0) marks an empty slot,
-   * so callers nudge the one fingerprint that equals it to (0, 1).
+   * Linear probing from a home slot chosen by multiply-shift over the table's size: the slot holding (hi, lo),
+   * or the empty slot where it belongs. (0, 0) marks an empty slot, so callers nudge the one fingerprint that
+   * equals it to (0, 1).
    */
   private slotOf(hi: number, lo: number): number {
     const t = this.table;
-    let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
+    const cap = this.cap;
+    // The mixed hash as a fraction of 2^32, times the size: below the size for any size under 2^31.
+    let i = Math.floor(((lo ^ Math.imul(hi, 0x9e3779b1)) >>> 0) * this.scale);
     for (;;) {
       const a = t[2 * i];
       const b = t[2 * i + 1];
       if ((a === 0 && b === 0) || (a === hi && b === lo)) return i;
-      i = (i + 1) & this.mask;
+      if (++i === cap) i = 0;
     }
   }
 
@@ -102,17 +112,19 @@ export class FingerprintSet {
   private insertAt(i: number, hi: number, lo: number): void {
     this.table[2 * i] = hi;
     this.table[2 * i + 1] = lo;
-    if (++this.size * 4 > this.capacity * 3) this.grow();
+    if (++this.size > this.limit) this.grow();
   }
 
   private grow(): void {
     const old = this.table;
     const oldIndices = this.indices;
-    this.table = new Uint32Array(old.length * 2);
-    this.mask = (this.mask << 1) | 1;
+    this.cap = Math.ceil(this.cap * GROWTH);
+    this.scale = this.cap / 4294967296;
+    this.limit = Math.floor(this.cap * MAX_LOAD);
+    this.table = new Uint32Array(this.cap * 2);
     this.size = 0;
     if (oldIndices) {
-      this.indices = new Uint32Array(this.mask + 1);
+      this.indices = new Uint32Array(this.cap);
       for (let i = 0; i < old.length; i += 2) {
         if (old[i] !== 0 || old[i + 1] !== 0) this.addOrFind(old[i], old[i + 1], oldIndices[i >> 1]);
       }
@@ -162,5 +174,46 @@ export class U32Column extends Column<Uint32Array> {
 export class U8Column extends Column<Uint8Array> {
   constructor() {
     super(new Uint8Array(1 << 16), (n) => new Uint8Array(n));
+  }
+}
+
+type ChunkArray = Uint8Array | Uint16Array | Uint32Array;
+const CHUNK_BITS = 16;
+const CHUNK = 1 << CHUNK_BITS;
+
+/**
+ * A column that grows by fixed chunks of 65,536 entries, never by doubling: it holds at most one chunk more
+ * than it uses (the visited set's per-state bytes stay what the entry width says).
+ */
+export class ChunkedColumn {
+  length = 0;
+  private readonly chunks: ChunkArray[] = [];
+  private last: ChunkArray | undefined;
+
+  private constructor(private readonly make: (n: number) => ChunkArray) {}
+
+  /** Entries below 2^8, 2^16 or 2^32, in 1, 2 or 4 bytes each. */
+  static forValuesBelow(bound: number): ChunkedColumn {
+    if (bound <= 1 << 8) return new ChunkedColumn((n) => new Uint8Array(n));
+    if (bound <= 1 << 16) return new ChunkedColumn((n) => new Uint16Array(n));
+    return new ChunkedColumn((n) => new Uint32Array(n));
+  }
+
+  push(v: number): void {
+    const j = this.length & (CHUNK - 1);
+    if (j === 0) {
+      this.last = this.make(CHUNK);
+      this.chunks.push(this.last);
+    }
+    this.last![j] = v;
+    this.length++;
+  }
+
+  get(i: number): number {
+    return this.chunks[i >>> CHUNK_BITS][i & (CHUNK - 1)];
+  }
+
+  get bytes(): number {
+    return this.chunks.reduce((n, c) => n + c.byteLength, 0);
   }
 }

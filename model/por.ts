@@ -92,8 +92,9 @@ export type PorSetup = { readonly plan: PorPlan } | { readonly off: string };
 /** Builds the dependency tables, or says why the reduction cannot apply to this system. */
 export function planPor<S>(system: System<S>): PorSetup {
   const { spec, instances } = system;
-  const undeclared = [...new Set(instances.filter((i) => !i.action.spec.reads || !i.action.spec.writes).map((i) => i.action.name))];
-  if (undeclared.length === instances.length) return { off: 'no action declares reads and writes' };
+  const bare = instances.filter((i) => !i.action.spec.reads || !i.action.spec.writes);
+  if (bare.length === instances.length) return { off: 'no action declares reads and writes' };
+  const undeclared = [...new Set(bare.map((i) => i.action.name))];
   if (undeclared.length > 0) {
     return { off: `action(s) ${undeclared.slice(0, 5).join(', ')}${undeclared.length > 5 ? ', ...' : ''} declare no reads/writes` };
   }
