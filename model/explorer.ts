@@ -173,7 +173,7 @@ class Search<S> {
     this.deadlock = opts.deadlock !== false && this.wanted('deadlock');
     const liveness = Object.entries(system.spec.liveness ?? {}).filter(([name]) => this.wanted(name));
     this.graph = liveness.length > 0 && opts.liveness !== false;
-    this.seen = new FingerprintSet(1 << 16, this.graph);
+    this.seen = new FingerprintSet(1024, this.graph);
     const sym = system.spec.symmetry;
     if (sym && opts.symmetry !== false) {
       if (this.graph) this.notes.push('symmetry reduction is off: liveness is checked on the full graph');
