@@ -6,8 +6,18 @@
  * every engine reports in. Walks check invariants, action properties and deadlocks (a non-terminal state with
  * no enabled action); reachability goals are tallied (a goal no walk reached is reported, never proved).
  *
- * Everything is deterministic given (seed, runs, depth): the seed is printed, and the same seed replays the
- * same walks, the same shrink and the same trace.
+ * Swarm testing (on by default): besides its choices, each walk draws a scheduling configuration of its own.
+ * A third of the walks are uniform (every enabled action instance equally likely, as without swarm). Each of
+ * the others makes a random subset of the action names *pause* the actor that takes them (its next step weighs
+ * 1/400 against 1, as if the thread were descheduled right after that statement), and half of them also slow a
+ * random subset of the actors (their steps weigh 1/20). Slowed and paused steps still run when nothing else is
+ * enabled, so no actor is starved for good. A biased walk reaches schedules a uniform walk almost never takes:
+ * a thread starved for many steps, or caught between two of its statements while the others run on. The
+ * configuration is part of the walk's random input: fast-check draws it, replays it with the seed, and shrinks
+ * it (towards the uniform walk) with the choices.
+ *
+ * Everything is deterministic given (seed, runs, depth, swarm): the seed is printed, and the same seed replays
+ * the same walks, the same shrink and the same trace.
  */
 import fc from 'fast-check';
 import { type Data, DataError, Encoder, deepFreeze, show } from './data.ts';
@@ -34,6 +44,23 @@ export interface SimulateOptions<S = unknown> {
   readonly timeLimit?: number;
   /** Called on every state a walk reaches (initial states included); for tests and coverage tools. */
   readonly onState?: (s: S) => void;
+  /**
+   * Swarm testing (default true): a third of the walks are uniform, the others each pause actors after a
+   * random subset of the action names and (half of them) slow a random subset of the actors. False: every walk
+   * is uniform (the walks of a seed differ between the two).
+   */
+  readonly swarm?: boolean;
+}
+
+/**
+ * The scheduling bias of one walk (swarm testing). Both lists empty: a uniform walk. Instances of an action with
+ * no actor count as an actor named after the action.
+ */
+export interface SwarmConfig {
+  /** Actors whose enabled steps are taken rarely (weight 1/20 against 1), unless nothing else is enabled. */
+  readonly slowed: readonly string[];
+  /** Action names after which the actor that took the step pauses: its next step weighs 1/400. */
+  readonly pauseAfter: readonly string[];
 }
 
 export type SimulationVerdict = 'violated' | 'no-violation' | 'error';
@@ -68,6 +95,8 @@ export interface SimulationResult {
   readonly foundLength?: number;
   /** Shrink steps fast-check took. */
   readonly shrinks?: number;
+  /** The scheduling bias of the shrunk failing walk (absent when it is a uniform walk). */
+  readonly swarmConfig?: SwarmConfig;
   /** Reachability goals that no walk reached (not a proof that they are unreachable). */
   readonly unreached: readonly string[];
   /** True when the time limit stopped the walks early. */
@@ -88,7 +117,26 @@ interface WalkFailure {
 /** Raised inside a walk when the model itself misbehaves. */
 class WalkFault extends Error {}
 
-type WalkInput = readonly [number, readonly number[]];
+/**
+ * (initial state, swarm configuration seed, choices). fast-check shrinks the configuration first: towards 0 (a
+ * uniform walk), and through other configurations that replay the same choices under another bias, which often
+ * finds a shorter failing walk before the choices themselves are shrunk.
+ */
+type WalkInput = readonly [number, number, readonly number[]];
+
+/**
+ * Tuning of the swarm, measured on the built-in protocols (README, simulation section): the share of walks that
+ * are uniform; the share of swarm walks that slow actors, and the chance that such a walk slows a given actor;
+ * the chance that a swarm walk pauses after a given action name; the weights of a slowed and of a paused step
+ * against 1 (a step both slowed and paused weighs their product). Pausing after names is what reaches
+ * one-statement windows (eplb-staged-transfer:nonblocking-lock: main paused after `start_rebalance`, the
+ * worker after `publish_layer_0`): pName 0.3 with a pause between 1/100 and 1/1000 did best there (pName 0.1 to
+ * 0.5 and pauses 1/20 to 1/10^6 tried), and walks that pause after names but slow no actor find it more often
+ * than walks that do both, hence actorShare.
+ */
+const swarmTuning = Object.freeze({ uniformShare: 1 / 3, actorShare: 0.5, pActor: 0.5, pName: 0.3, slow: 1 / 20, pause: 1 / 400 });
+/** Configuration seeds are drawn from [0, CFG_RANGE]; those below uniformShare * CFG_RANGE give a uniform walk. */
+const CFG_RANGE = 0x7fffffff;
 
 export const DEFAULT_SHRINK_BUDGET = 2000;
 /** Steps the path minimisation may replay (it stops early, keeping the shortest failing path so far). */
@@ -108,10 +156,13 @@ export function simulate<S>(system: System<S>, options: SimulateOptions<S> = {})
   const seed = options.seed ?? randomSeed();
   const started = performance.now();
   const walker = new Walker(system, options.onState);
+  const swarm = options.swarm ?? true;
 
   const choice = fc.noBias(fc.integer({ min: 0, max: 0xffff }));
+  // The configuration seed shrinks towards 0, a uniform walk: a counterexample that needs no bias loses it.
+  const cfg = swarm ? fc.noBias(fc.integer({ min: 0, max: CFG_RANGE })) : fc.constant(0);
   const arb = fc.limitShrink(
-    fc.tuple(fc.integer({ min: 0, max: system.inits.length - 1 }), fc.array(choice, { maxLength: depth, size: 'max' })),
+    fc.tuple(fc.integer({ min: 0, max: system.inits.length - 1 }), cfg, fc.array(choice, { maxLength: depth, size: 'max' })),
     options.shrinkBudget ?? DEFAULT_SHRINK_BUDGET,
   );
   const params: fc.Parameters<[WalkInput]> = {
@@ -127,7 +178,7 @@ export function simulate<S>(system: System<S>, options: SimulateOptions<S> = {})
   let shortest = Infinity;
   const details = fc.check(
     fc.property(arb, (input) => {
-      const f = walker.walk(input[0], input[1], shortest);
+      const f = walker.walk(input[0], walker.bias(input[1]), input[2], shortest);
       if (f === undefined) return true;
       if (firstLength === undefined) firstLength = f.path.length;
       shortest = Math.min(shortest, f.path.length);
@@ -156,8 +207,9 @@ export function simulate<S>(system: System<S>, options: SimulateOptions<S> = {})
   if (!details.failed || details.counterexample === null) {
     return { verdict: 'no-violation', ...base, stats: stats() };
   }
-  const [[init, choices]] = details.counterexample;
-  let failure = walker.walk(init, choices);
+  const [[init, cfgSeed, choices]] = details.counterexample;
+  const bias = walker.bias(cfgSeed);
+  let failure = walker.walk(init, bias, choices);
   if (failure === undefined) {
     // The property is deterministic, so this would be a bug of ours: report it rather than hide it.
     return {
@@ -179,8 +231,30 @@ export function simulate<S>(system: System<S>, options: SimulateOptions<S> = {})
     ...(details.counterexamplePath !== null ? { path: details.counterexamplePath } : {}),
     ...(firstLength !== undefined ? { foundLength: firstLength } : {}),
     shrinks: details.numShrinks,
+    ...(bias !== undefined ? { swarmConfig: bias.config } : {}),
     stats: stats(),
   };
+}
+
+/** A 32-bit PRNG (mulberry32): the swarm configuration of a walk is a function of its configuration seed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A swarm configuration compiled for one system: the weight of each instance, and whether it pauses its actor. */
+interface Bias {
+  readonly config: SwarmConfig;
+  /** Per instance: SLOW if its actor is slowed, else 1. */
+  readonly base: Float64Array;
+  /** Per instance: whether taking it pauses its actor. */
+  readonly pauses: Uint8Array;
 }
 
 /** A fresh non-negative 31-bit seed. */
@@ -195,6 +269,12 @@ class Walker<S> {
   private readonly goals: [string, (s: S) => boolean][];
   private readonly reached = new Set<string>();
   private enabled: Int32Array;
+  private readonly weights: Float64Array;
+  /** Per instance, the index of its actor (an action with no actor is its own). */
+  private readonly actorOf: Int32Array;
+  private readonly actorNames: string[] = [];
+  private readonly actionNames: string[] = [];
+  private readonly paused: Uint8Array;
   steps = 0;
   longest = 0;
 
@@ -207,6 +287,47 @@ class Walker<S> {
     this.actionProps = Object.entries(spec.actionProperties ?? {});
     this.goals = Object.entries(spec.reachable ?? {});
     this.enabled = new Int32Array(system.instances.length);
+    this.weights = new Float64Array(system.instances.length);
+    this.actorOf = new Int32Array(system.instances.length);
+    const actors = new Map<string, number>();
+    const names = new Set<string>();
+    for (const inst of system.instances) {
+      const a = inst.actor ?? inst.action.name;
+      let k = actors.get(a);
+      if (k === undefined) {
+        k = actors.size;
+        actors.set(a, k);
+        this.actorNames.push(a);
+      }
+      this.actorOf[inst.id] = k;
+      if (!names.has(inst.action.name)) {
+        names.add(inst.action.name);
+        this.actionNames.push(inst.action.name);
+      }
+    }
+    this.paused = new Uint8Array(actors.size);
+  }
+
+  /**
+   * The swarm configuration of a configuration seed: undefined (a uniform walk) below the uniform share, else
+   * a random subset of the actors slowed and a random subset of the action names that pause their actor.
+   */
+  bias(cfgSeed: number): Bias | undefined {
+    const t = swarmTuning;
+    if (cfgSeed < t.uniformShare * CFG_RANGE) return undefined;
+    const rnd = prng(cfgSeed);
+    const slowsActors = rnd() < t.actorShare;
+    const slowed = new Set(slowsActors ? this.actorNames.filter(() => rnd() < t.pActor) : []);
+    const pauseAfter = new Set(this.actionNames.filter(() => rnd() < t.pName));
+    if (slowed.size === 0 && pauseAfter.size === 0) return undefined;
+    const { instances } = this.system;
+    const base = new Float64Array(instances.length);
+    const pauses = new Uint8Array(instances.length);
+    for (const inst of instances) {
+      base[inst.id] = slowed.has(this.actorNames[this.actorOf[inst.id]]) ? t.slow : 1;
+      pauses[inst.id] = pauseAfter.has(inst.action.name) ? 1 : 0;
+    }
+    return { config: { slowed: [...slowed], pauseAfter: [...pauseAfter] }, base, pauses };
   }
 
   unreached(): string[] {
@@ -217,9 +338,10 @@ class Walker<S> {
    * Runs one walk; undefined when it ends (choices spent, a terminal state, or `limit` steps taken) with no
    * violation.
    */
-  walk(init: number, choices: readonly number[], limit = Infinity): WalkFailure | undefined {
+  walk(init: number, bias: Bias | undefined, choices: readonly number[], limit = Infinity): WalkFailure | undefined {
     const { instances } = this.system;
     const path: number[] = [];
+    if (bias !== undefined) this.paused.fill(0);
     try {
       let s = this.system.inits[init];
       this.visit(s);
@@ -233,7 +355,8 @@ class Walker<S> {
           return this.deadlock(s, init, path);
         }
         if (k >= choices.length || k >= limit) return undefined;
-        const inst = instances[this.enabled[choices[k] % n]];
+        const inst = instances[bias === undefined ? this.enabled[choices[k] % n] : this.pick(bias, n, choices[k])];
+        if (bias !== undefined) this.paused[this.actorOf[inst.id]] = bias.pauses[inst.id];
         path.push(inst.id);
         const t = this.apply(inst, s);
         this.steps++;
@@ -264,6 +387,28 @@ class Walker<S> {
       if (e instanceof WalkFault) return { kind: 'error', property: '', message: e.message, init, path };
       throw e;
     }
+  }
+
+  /**
+   * A weighted pick among the n enabled instances: a slowed actor's step weighs 1/20, a paused actor's 1/400
+   * (both: the product) against 1; the choice (16 bits) selects a point of the cumulative weights, so choice 0
+   * still takes the first enabled instance.
+   */
+  private pick(bias: Bias, n: number, choice: number): number {
+    const pause = swarmTuning.pause;
+    let total = 0;
+    for (let j = 0; j < n; j++) {
+      const id = this.enabled[j];
+      const w = bias.base[id] * (this.paused[this.actorOf[id]] ? pause : 1);
+      this.weights[j] = w;
+      total += w;
+    }
+    let x = (choice / 0x10000) * total;
+    for (let j = 0; j < n - 1; j++) {
+      x -= this.weights[j];
+      if (x < 0) return this.enabled[j];
+    }
+    return this.enabled[n - 1];
   }
 
   /** Replays a concrete path; the failure it ends in, or undefined if a step is disabled or nothing fails. */

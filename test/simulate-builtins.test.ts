@@ -16,11 +16,16 @@ const SIM_DEPTH = 200;
 const SEED = 20240611;
 
 /**
- * Bugs random walks do not reach within the budget: a one-statement window the explorer finds by enumeration
- * (the worker sets `ready` and releases the lock in two statements; only a non-blocking acquire landing between
- * them diverges). Listed so the gap stays visible: the test fails if a walk starts finding one.
+ * Every expected safety violation is found within SIM_RUNS walks, with swarm walks (the default) among the
+ * uniform ones. One is found only most of the time: `eplb-staged-transfer:nonblocking-lock` needs a
+ * one-statement window (the worker sets `ready` and releases the lock in two statements; main's non-blocking
+ * acquire must land between them) *and* the rank that skipped the layer must run its next forward pass before
+ * its peer clears `ready`. No uniform walk in 20,000 does both; about one walk in 800 of the swarm mix does
+ * (main paused after `start_rebalance`, the worker after `publish_layer_0`, the other main somewhere in its
+ * copy-out), so a given seed finds it within 2,000 walks about 9 times in 10 (38 of 40 seeds measured; this
+ * test's seed needs 3,070). It is asked of 5 consecutive seeds, at least 4 of which must find it.
  */
-const NEEDLES = new Set(['eplb-staged-transfer:nonblocking-lock']);
+const MOST_SEEDS = new Map([['eplb-staged-transfer:nonblocking-lock', { seeds: 5, atLeast: 4 }]]);
 
 describe(`built-in protocols: simulation finds every expected safety violation within ${SIM_RUNS} walks`, () => {
   if (builtinProtocols.length === 0) it.skip('no built-in protocol is registered yet', () => {});
@@ -56,8 +61,11 @@ describe(`built-in protocols: simulation finds every expected safety violation w
         // (the other invariants are left out, so a walk that meets another violation first goes on).
         const inv = sys.spec.invariants?.[property];
         const stepProp = sys.spec.actionProperties?.[property];
+        // A deadlock is asked about on its own too (a walk that breaks an invariant first goes on).
         const focused =
-          inv || stepProp
+          property === 'deadlock'
+            ? defineSystem({ ...sys.spec, invariants: {}, actionProperties: {} })
+            : inv || stepProp
             ? defineSystem({
                 ...sys.spec,
                 invariants: inv ? { [property]: inv } : {},
@@ -66,16 +74,24 @@ describe(`built-in protocols: simulation finds every expected safety violation w
                 terminal: () => true,
               })
             : sys;
+        const most = MOST_SEEDS.get(`${p.name}:${v.name}`);
+        if (most !== undefined) {
+          const found: string[] = [];
+          for (let k = 0; k < most.seeds; k++) {
+            const r = simulate(focused, { runs: SIM_RUNS, depth: SIM_DEPTH, seed: SEED + k, shrinkBudget: 300 });
+            found.push(r.verdict === 'violated' && r.property === property ? `${r.stats.runs}` : `not within ${r.stats.runs}`);
+          }
+          report.push(`${v.name}: ${property} with seeds ${SEED}..${SEED + most.seeds - 1} after ${found.join(', ')} walk(s)`);
+          expect(found.filter((f) => !f.startsWith('not')).length, `${p.name}:${v.name}: ${found.join(', ')}`).toBeGreaterThanOrEqual(most.atLeast);
+          continue;
+        }
         const sim = simulate(focused, { runs: SIM_RUNS, depth: SIM_DEPTH, seed: SEED, shrinkBudget: 300 });
         report.push(
           `${v.name}: ${sim.property} after ${sim.stats.runs} walk(s), found at ${sim.foundLength} steps, shrunk to ${sim.trace?.steps.length}` +
             (ex.trace ? ` (explorer's shortest: ${ex.trace.steps.length})` : ` (explorer: ${ex.verdict} within its budget)`) +
-            `, ${sim.stats.seconds.toFixed(2)} s`,
+            `, ${sim.stats.seconds.toFixed(2)} s` +
+            (sim.swarmConfig ? ' (a swarm walk)' : ''),
         );
-        if (NEEDLES.has(`${p.name}:${v.name}`)) {
-          expect(sim.verdict, `${p.name}:${v.name} is listed as out of reach of random walks`).toBe('no-violation');
-          continue;
-        }
         expect(sim.verdict, `${p.name}:${v.name}: ${sim.message ?? ''}`).toBe('violated');
         expect(sim.property, `${p.name}:${v.name}`).toBe(property);
         expect(sim.stats.runs).toBeLessThanOrEqual(SIM_RUNS);

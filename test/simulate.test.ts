@@ -7,7 +7,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { simulateCommand } from '../model/cli/simulate.ts';
 import { check } from '../model/explorer.ts';
 import type { Protocol } from '../model/registry.ts';
-import { reachableStates, simulate, stateKey } from '../model/simulate.ts';
+import { type SwarmConfig, reachableStates, simulate, stateKey } from '../model/simulate.ts';
 import { type System, actionsOf, defineSystem } from '../model/system.ts';
 import dining from '../spec/examples/dining-philosophers.ts';
 import peterson from '../spec/examples/peterson.ts';
@@ -157,6 +157,99 @@ describe('simulation: determinism, shrinking, replay', () => {
   });
 });
 
+describe('swarm testing: per-walk scheduling bias', () => {
+  // A consumer that must be kept off the CPU for 25 producer steps in a row to see the bug: a uniform walk takes
+  // the consumer with probability 1/2 at each of them (2^-25), a swarm walk that slows the consumer about 1/3.
+  type S = { readonly produced: number; readonly consumedAt: number | null };
+  const act = actionsOf<S>();
+  const STARVE = 25;
+  const starved = () =>
+    defineSystem<S>({
+      name: 'starved-consumer',
+      init: { produced: 0, consumedAt: null },
+      actions: [
+        act('produce', { actor: 'producer', guard: (s) => s.produced < 30, effect: (s) => ({ ...s, produced: s.produced + 1 }) }),
+        act('consume', { actor: 'consumer', guard: (s) => s.consumedAt === null, effect: (s) => ({ ...s, consumedAt: s.produced }) }),
+      ],
+      invariants: { consumerKeepsUp: (s) => s.consumedAt === null || s.consumedAt < STARVE },
+      terminal: () => true,
+    });
+
+  it('uniform walks never starve an actor that long; swarm walks do, within a few hundred walks', () => {
+    const uniform = simulate(starved(), { seed: SEED, runs: SIM_RUNS, swarm: false });
+    expect(uniform.verdict).toBe('no-violation');
+    for (const seed of [SEED, 1, 2, 3]) {
+      const r = simulate(starved(), { seed, runs: SIM_RUNS });
+      expect(r.verdict, `seed ${seed}`).toBe('violated');
+      expect(r.property).toBe('consumerKeepsUp');
+      expect(r.stats.runs).toBeLessThan(500);
+      // Shrunk to the shortest counterexample: 25 productions, then the consumer.
+      expect(r.trace!.steps.map((st) => st.action)).toEqual([...Array(STARVE).fill('produce'), 'consume']);
+    }
+  });
+
+  it('the walk that finds it is a swarm walk slowing the consumer; shrinking keeps the trace shortest', () => {
+    const r = simulate(starved(), { seed: 7, runs: SIM_RUNS, shrinkBudget: 0 });
+    expect(r.verdict).toBe('violated');
+    // With no shrinking, the reported walk is the one found: its bias slows the consumer and not the producer.
+    expect(r.swarmConfig?.slowed).toContain('consumer');
+    expect(r.swarmConfig?.slowed).not.toContain('producer');
+    // With shrinking: the same first failing walk, shrunk (bias and choices) and minimised to 26 steps.
+    const shrunk = simulate(starved(), { seed: 7, runs: SIM_RUNS });
+    expect(shrunk.stats.runs).toBe(r.stats.runs);
+    expect(shrunk.trace!.steps).toHaveLength(STARVE + 1);
+  });
+
+  it('a seed replays a swarm walk exactly: same walks, same shrink, same trace; its path replays it alone', () => {
+    const a = simulate(starved(), { seed: 11, runs: SIM_RUNS });
+    const b = simulate(starved(), { seed: 11, runs: SIM_RUNS });
+    expect(a.verdict).toBe('violated');
+    expect(b.stats.runs).toBe(a.stats.runs);
+    expect(b.path).toBe(a.path);
+    expect(b.swarmConfig).toEqual(a.swarmConfig);
+    expect(b.trace).toEqual(a.trace);
+    const c = simulate(starved(), { seed: 11, runs: SIM_RUNS, path: a.path! });
+    expect(c.stats.runs).toBe(1);
+    expect(c.trace).toEqual(a.trace);
+    // Without shrinking too (the reported walk is then the biased one itself).
+    const d = simulate(starved(), { seed: 11, runs: SIM_RUNS, shrinkBudget: 0 });
+    const e = simulate(starved(), { seed: 11, runs: SIM_RUNS, shrinkBudget: 0 });
+    expect(d.swarmConfig).toBeDefined();
+    expect(e.swarmConfig).toEqual(d.swarmConfig);
+    expect(e.trace).toEqual(d.trace);
+  });
+
+  it('a paused action name delays the actor that took it: a window between two statements stays open', () => {
+    // The writer sets `ready` and releases `lock` in two steps; the reader, once it sees `ready`, takes READS
+    // steps; the bug is all of them landing inside that window. A uniform walk keeps it open with probability
+    // 2^-READS; a swarm walk that pauses the writer after `publish` (or slows the writer) nearly always.
+    type W = { readonly work: number; readonly ready: boolean; readonly lock: boolean; readonly reads: number; readonly doneHeld: boolean };
+    const READS = 12;
+    const w = actionsOf<W>();
+    const sys = defineSystem<W>({
+      name: 'window',
+      init: { work: 0, ready: false, lock: true, reads: 0, doneHeld: false },
+      actions: [
+        w('work', { actor: 'writer', guard: (s) => s.work < 6, effect: (s) => ({ ...s, work: s.work + 1 }) }),
+        w('publish', { actor: 'writer', guard: (s) => s.work === 6 && !s.ready, effect: (s) => ({ ...s, ready: true }) }),
+        w('release', { actor: 'writer', guard: (s) => s.ready && s.lock, effect: (s) => ({ ...s, lock: false }) }),
+        w('read', {
+          actor: 'reader',
+          guard: (s) => s.ready && s.reads < READS,
+          effect: (s) => ({ ...s, reads: s.reads + 1, doneHeld: s.reads + 1 === READS && s.lock }),
+        }),
+      ],
+      invariants: { readerNeverFinishesUnderLock: (s) => !s.doneHeld },
+      terminal: () => true,
+    });
+    expect(simulate(sys, { seed: SEED, runs: 300, swarm: false }).verdict).toBe('no-violation');
+    const swarm = simulate(sys, { seed: SEED, runs: 300 });
+    expect(swarm.verdict).toBe('violated');
+    expect(swarm.stats.runs).toBeLessThan(50);
+    expect(swarm.trace!.steps.map((st) => st.action)).toEqual([...Array(6).fill('work'), 'publish', ...Array(READS).fill('read')]);
+  });
+});
+
 describe('interleave simulate (command)', () => {
   async function run(...args: string[]) {
     let out = '';
@@ -198,6 +291,24 @@ describe('interleave simulate (command)', () => {
     expect(j.seed).toBe(4);
     expect(j.results[0]).toMatchObject({ verdict: 'violated', property: 'belowTwo', seed: 4, asExpected: false });
     expect(j.results[0].trace.steps).toHaveLength(2);
+  });
+
+  it('--no-swarm: uniform walks, said in the header, the JSON and the replay line; the last of the two flags wins', async () => {
+    const a = await run('spec/examples/peterson.ts:turn-before-flag', '--seed', '13', '--runs', '500', '--no-swarm');
+    expect(a.out).toMatch(/^seed 13: 500 walks of at most 200 steps per target, all uniform/);
+    expect(a.out).toMatch(/replay: interleave simulate spec\/examples\/peterson.ts:turn-before-flag --seed 13 --runs 500 --depth 200 --no-swarm --path \d/);
+    const j = JSON.parse((await run('spec/examples/peterson.ts:turn-before-flag', '--seed', '13', '--no-swarm', '--json')).out);
+    expect(j.swarm).toBe(false);
+    const k = JSON.parse((await run('spec/examples/peterson.ts:turn-before-flag', '--seed', '13', '--no-swarm', '--swarm', '--json')).out);
+    expect(k.swarm).toBe(true);
+    const b = await run('spec/examples/peterson.ts:turn-before-flag', '--seed', '13', '--runs', '500');
+    expect(b.out).toMatch(/two in three swarm-biased/);
+    expect(b.out).toMatch(/the shrunk walk is a (uniform walk|swarm walk)/);
+    expect(b.out).not.toMatch(/--no-swarm/);
+    // The replay line of a --no-swarm run reproduces its trace.
+    const ja = JSON.parse((await run('spec/examples/peterson.ts:turn-before-flag', '--seed', '14', '--no-swarm', '--json')).out).results[0];
+    const jb = JSON.parse((await run('spec/examples/peterson.ts:turn-before-flag', '--seed', '14', '--no-swarm', '--path', ja.path, '--json')).out).results[0];
+    expect(jb.trace).toEqual(ja.trace);
   });
 
   it('bad flags are usage errors', async () => {

@@ -1,6 +1,6 @@
 /** `interleave simulate`: random walks (fast-check) over each target, for configurations too large to enumerate. */
 import { formatExpectation } from '../registry.ts';
-import { type SimulationResult, randomSeed, simulate } from '../simulate.ts';
+import { type SimulationResult, type SwarmConfig, randomSeed, simulate } from '../simulate.ts';
 import { ModelError } from '../system.ts';
 import { formatTrace, traceToJson } from '../trace.ts';
 import { EXIT_OK, EXIT_USAGE, EXIT_VIOLATED, UsageError } from './errors.ts';
@@ -16,6 +16,13 @@ export const simulateHelp = `interleave simulate [TARGET...] [options]
   --seed S            fast-check seed (default: random, printed); the same seed replays the same walks
   --path P            replay only the counterexample at fast-check path P (printed with a violation)
   --time-limit S      stop walking a target after S seconds (never reported as a violation)
+  --swarm             swarm testing (the default): two walks in three each draw a scheduling bias of their
+                      own: a random subset of the action names after which the actor that took the step
+                      pauses (as if descheduled right there) and, in half of them, a random subset of the
+                      actors slowed (their steps weigh 1/20); paused and slowed steps still run when nothing
+                      else can. The other walks are uniform
+  --no-swarm          every walk uniform (each enabled step equally likely); a seed replays only with the
+                      same choice of --swarm or --no-swarm
   --config NAME       a protocol's named configuration (default: its 'check' one)
   --json              print {"results":[...]} instead of the table
   --full              show the full state after every step of a counterexample`;
@@ -48,7 +55,7 @@ export function simulationAsExpected(target: Target, r: SimulationResult, reacha
 
 export function runSimulation(
   target: Target,
-  opts: { runs: number; depth: number; seed: number; path?: string; timeLimit?: number },
+  opts: { runs: number; depth: number; seed: number; path?: string; timeLimit?: number; swarm?: boolean },
 ): SimOutcome {
   let result: SimulationResult;
   let goals: string[] = [];
@@ -88,7 +95,11 @@ export async function simulateCommand(argv: string[]): Promise<number> {
     config: { type: 'string' },
     json: { type: 'boolean' },
     full: { type: 'boolean' },
+    swarm: { type: 'boolean' },
+    'no-swarm': { type: 'boolean' },
   });
+  // The last of --swarm / --no-swarm wins (default: swarm).
+  const swarm = !values['no-swarm'] || argv.lastIndexOf('--swarm') > argv.lastIndexOf('--no-swarm');
   const runs = intFlag('runs', values.runs) ?? DEFAULT_RUNS;
   const depth = intFlag('depth', values.depth) ?? DEFAULT_DEPTH;
   const timeLimit = numberFlag('time-limit', values['time-limit']);
@@ -130,24 +141,34 @@ export async function simulateCommand(argv: string[]): Promise<number> {
       seed,
       ...(values.path !== undefined ? { path: values.path } : {}),
       ...(timeLimit !== undefined ? { timeLimit } : {}),
+      swarm,
     }),
     name,
   }));
 
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ seed, runs, depth, results: outcomes.map(toJson) }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ seed, runs, depth, swarm, results: outcomes.map(toJson) }, null, 2)}\n`);
   } else {
     const showTraces = positionals.length > 0;
-    process.stdout.write(`${formatSimOutcomes(outcomes, { seed, runs, depth, traces: showTraces, full: Boolean(values.full) })}\n`);
+    process.stdout.write(`${formatSimOutcomes(outcomes, { seed, runs, depth, swarm, traces: showTraces, full: Boolean(values.full) })}\n`);
   }
   if (outcomes.some((o) => o.result.verdict === 'error')) return EXIT_USAGE;
   return outcomes.every((o) => o.asExpected) ? EXIT_OK : EXIT_VIOLATED;
 }
 
-function replayCommand(o: SimOutcome, runs: number, depth: number): string {
+function replayCommand(o: SimOutcome, runs: number, depth: number, swarm: boolean): string {
   const name = o.name ?? `${o.target.protocol}:${o.target.variant}`;
   const r = o.result;
-  return `interleave simulate ${name} --seed ${r.seed} --runs ${runs} --depth ${depth}${r.path ? ` --path ${r.path}` : ''}`;
+  return `interleave simulate ${name} --seed ${r.seed} --runs ${runs} --depth ${depth}${swarm ? '' : ' --no-swarm'}${r.path ? ` --path ${r.path}` : ''}`;
+}
+
+/** How a counterexample walk was scheduled, for the report: uniform, or its swarm bias. */
+export function describeSwarm(c: SwarmConfig | undefined): string {
+  if (c === undefined) return 'a uniform walk';
+  const parts: string[] = [];
+  if (c.slowed.length > 0) parts.push(`slowing ${c.slowed.map((a) => `'${a}'`).join(', ')}`);
+  if (c.pauseAfter.length > 0) parts.push(`pausing after ${c.pauseAfter.join(', ')}`);
+  return `a swarm walk ${parts.join('; ')}`;
 }
 
 function toJson(o: SimOutcome) {
@@ -167,7 +188,7 @@ function toJson(o: SimOutcome) {
     message: r.message ?? null,
     unreached: r.unreached,
     interrupted: r.interrupted,
-    ...(r.path ? { path: r.path, foundLength: r.foundLength ?? null, shrinks: r.shrinks ?? 0 } : {}),
+    ...(r.path ? { path: r.path, foundLength: r.foundLength ?? null, shrinks: r.shrinks ?? 0, swarmConfig: r.swarmConfig ?? null } : {}),
     ...(r.stuck ? { stuck: r.stuck } : {}),
     trace: r.trace ? traceToJson(r.trace) : null,
   };
@@ -175,8 +196,9 @@ function toJson(o: SimOutcome) {
 
 export function formatSimOutcomes(
   outcomes: readonly SimOutcome[],
-  opts: { seed: number; runs: number; depth: number; traces: boolean; full: boolean },
+  opts: { seed: number; runs: number; depth: number; swarm?: boolean; traces: boolean; full: boolean },
 ): string {
+  const swarm = opts.swarm ?? true;
   const rows = outcomes.map((o) => [
     o.target.protocol,
     o.target.variant,
@@ -189,7 +211,7 @@ export function formatSimOutcomes(
     o.asExpected ? 'ok' : 'UNEXPECTED',
   ]);
   const parts = [
-    `seed ${opts.seed}: ${opts.runs} walks of at most ${opts.depth} steps per target (walks find violations; they never prove a property)`,
+    `seed ${opts.seed}: ${opts.runs} walks of at most ${opts.depth} steps per target, ${swarm ? 'two in three swarm-biased' : 'all uniform'} (walks find violations; they never prove a property)`,
     renderTable(['protocol', 'variant', 'expected', 'verdict', 'property', 'walks', 'trace', 'seconds', ''], rows),
   ];
   for (const o of outcomes) {
@@ -199,10 +221,13 @@ export function formatSimOutcomes(
       parts.push(`\n${name}: model error: ${r.message}`);
       if (r.trace && r.trace.steps.length > 0) parts.push(formatTrace(r.trace, { fullStates: opts.full }));
     } else if (r.verdict === 'violated' && (opts.traces || !o.asExpected)) {
-      parts.push(`\n${name}: ${r.message} (walk ${r.stats.runs}, found at ${r.foundLength} steps, shrunk to ${r.trace?.steps.length ?? '?'})`);
+      parts.push(
+        `\n${name}: ${r.message} (walk ${r.stats.runs}, found at ${r.foundLength} steps, shrunk to ${r.trace?.steps.length ?? '?'}; ` +
+          `the shrunk walk is ${describeSwarm(r.swarmConfig)})`,
+      );
       if (r.stuck && r.stuck.length > 0) parts.push(`  blocked:\n${r.stuck.map((l) => `    - ${l}`).join('\n')}`);
       if (r.trace) parts.push(formatTrace(r.trace, { fullStates: opts.full }));
-      parts.push(`  replay: ${replayCommand(o, opts.runs, opts.depth)}`);
+      parts.push(`  replay: ${replayCommand(o, opts.runs, opts.depth, swarm)}`);
     } else if (!o.asExpected && r.verdict === 'no-violation') {
       parts.push(`\n${name}: no walk failed '${o.target.expected.verdict === 'violated' ? o.target.expected.property : ''}' in ${r.stats.runs} walks`);
     }
