@@ -298,8 +298,10 @@ class Search<S> {
         const len = (k + 1 < cur.count ? cur.starts[k + 1] : cur.used) - cur.starts[k];
         if (!this.enc.sameAs(cur.words, cur.starts[k], len)) this.blameMutation(cur.words, cur.starts[k], idx);
         if (enabled === 0 && this.deadlock && !(terminal && this.isTerminal(terminal, s, idx))) {
-          const stuck = spec.explainStuck ? safeLines(() => spec.explainStuck!(s)) : undefined;
           const trace = this.traceTo(idx, []);
+          // Explained on the trace's own last state: under symmetry `s` is a representative with ranks renamed.
+          const last = (trace.steps.length > 0 ? trace.steps[trace.steps.length - 1].state : trace.initial) as S;
+          const stuck = spec.explainStuck ? safeLines(() => spec.explainStuck!(last)) : undefined;
           const msg = `deadlock: no action is enabled after ${trace.steps.length} steps, and the state is not terminal`;
           return { ...this.violated('deadlock', 'deadlock', msg, trace), ...(stuck ? { stuck } : {}) };
         }

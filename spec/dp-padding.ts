@@ -42,7 +42,17 @@
  * (the mode rule's regime): [64,60,62,58,64,61,63,59]: 2 x 491 = 982 > 512 = 64 x 8, all-gather of 512
  * rows; [128,0,0,0,0,0,0,10]: 276 <= 1024, all-reduce of 138 rows; a 7168-wide bf16 row is 14 KiB; CUDA graph
  * batches 64-256 per rank. (dp 8 is past exhaustive search without symmetry reduction: the mode arithmetic on
- * these vectors is checked in the tests.)
+ * these vectors is checked in the tests.) `ranks8` is dp 8, one iteration, each rank's count chosen from the same
+ * set {0, 1, 2} (6,561 vectors): a symmetric configuration.
+ *
+ * Symmetry: ranks are interchangeable (one program, groups of every rank, properties over all ranks), so the
+ * system declares it, with the gathered count lists renamed with the ranks; `check --no-liveness` keeps one
+ * state per renaming. `large` (dp 3): 60,544 states become 11,056 (5.5x); dp 4 with counts 0..2: 636,498 become
+ * 33,405 (19x); dp 5: 196,266 states with symmetry. On `ranks8` the bugs are found in seconds (idle-router: 1,061
+ * states against 1,089,669 without symmetry; no-finally: 2,314 against 3,307,945), but `fixed` is out of reach:
+ * every rank runs about ten steps on its own between the two collectives (its NCCL gather is asynchronous), and
+ * the classes of such interleavings grow like C(p + dp - 1, dp) per count pattern (60 s reach depth 11 of 26,
+ * 89,142 states).
  *
  * Variants (states and depth on `check`, from `interleave check`):
  *
@@ -213,6 +223,12 @@ const V = (s: State, r: number) => s.vars[r] as unknown as Vars;
 const cv = (c: Ctx<null>) => c.vars as unknown as Vars;
 
 const real = (t: number) => `v${t}`;
+/** A list indexed by rank, with rank r moved to perm[r]. */
+const permuteList = <T>(l: readonly T[], perm: readonly number[]): T[] => {
+  const out = new Array<T>(l.length);
+  l.forEach((x, r) => (out[perm[r]] = x));
+  return out;
+};
 const padded = (t: number) => `v${t}+pad`;
 
 export function dpPadding(cfg: DpConfig, bugs: Bugs = {}): GpuSystem<null> {
@@ -421,6 +437,20 @@ export function dpPadding(cfg: DpConfig, bugs: Bugs = {}): GpuSystem<null> {
     liveness: { 'no-rank-waits-forever': eventually(allDone) },
     vars: (r) => initVars(vectors[0].map((v) => v[r])) as never,
     threads: () => ({ scheduler: program }),
+    // Ranks are interchangeable: one program, groups of every rank, properties over all ranks. Only the count
+    // lists a rank gathered (`sched`, `rounded`) are indexed by rank: a renaming reorders them, and a rank sorts
+    // by its own entry and the sorted list.
+    symmetry: {
+      permuteVars: (v, perm) => {
+        const x = v as unknown as Vars;
+        return { ...x, sched: x.sched && permuteList(x.sched, perm), rounded: x.rounded && permuteList(x.rounded, perm) } as never;
+      },
+      signature: (s, r) => {
+        const v = V(s, r);
+        const own = (l: readonly number[] | null) => l && [l[r], [...l].sort((a, b) => a - b)];
+        return { ...v, sched: own(v.sched), rounded: own(v.rounded) } as never;
+      },
+    },
     invariants: Object.fromEntries(Object.entries(invariants).filter(([k]) => !(bugs.omit ?? []).includes(k))),
   });
 
@@ -441,6 +471,16 @@ export const configs = {
   check: { dp: 2, iterations: 2, maxCount: 2, attnTp: 2, graphMax: 1 },
   /** dp 3, one iteration, counts 0..3 per rank (64 count vectors). */
   large: { dp: 3, iterations: 1, maxCount: 3, attnTp: 2, graphMax: 1 },
+  /**
+   * dp 8 (the PR's), one iteration: each rank's batch length is chosen on its own from the same set {0, 1, 2}
+   * (3^8 = 6,561 count vectors, each an initial state). Ranks are interchangeable: every rank chooses from the
+   * same set, so renaming ranks maps the initial states onto themselves; every rank runs the same program in
+   * groups of every rank; the properties quantify over all ranks; and the rank-indexed count lists are renamed
+   * with the ranks (see `symmetry` in `dpPadding`). Attention TP 2 and CUDA graphs up to 1 token keep both
+   * modes (a graph when every count is at most 1; else all-gather when more than 4 ranks have tokens, their counts
+   * rounding up to 2) and idle ranks.
+   */
+  ranks8: { dp: 8, iterations: 1, maxCount: 2, attnTp: 2, graphMax: 1 },
   /** The PR's examples at dp 8 (CUDA graph off, as the mode rule applies then): two iterations. */
   pr: {
     dp: 8,

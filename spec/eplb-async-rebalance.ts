@@ -127,6 +127,15 @@
  *   D = 1, margin M = 2 (the PR's margin at the delay it tolerates), Tc may raise.
  * - `large`: W = 3, otherwise as `check` but Tc never raises: the largest on which `fixed` finishes within 20 s
  *   (146,368 states; with a raising Tc, W = 3 has 502,590 states and takes about 2.5 minutes).
+ * - `ranks8`: W = 8 (one node's TP group), otherwise as `check`. With one TP group the ranks are
+ *   interchangeable and the variants declare symmetry (the kit's `symmetry`, with `delivered` renamed on both
+ *   sides; not the two-group variants, nor the sequential waits from W = 3), so `check --no-liveness` keeps one
+ *   state per renaming of ranks: up to W! fewer. On `large`, 146,368 states become 26,825 (5.5x); W = 4 as
+ *   `large` holds in 507,150 states with symmetry (more than 5 million without). At W = 8 the stale-flag and
+ *   finally bugs are found in seconds (compute-flag-in-thread: 12,737 states; finally-without-report: 9,793;
+ *   no-try-finally-sync: 3,133; without symmetry none within 7 minutes), but `fixed` is out of reach: each
+ *   rank's forward thread, Tc and Ts interleave with every other rank's within a tick, and the classes of such
+ *   interleavings still grow like C(p + W - 1, W) for p local positions (60 s reach depth 47, 52,573 states).
  * - `pr`: the PR's numbers: W = 16 (TP = 8 GPUs x 2 nodes; the PR runs 16 to 72), 58 MoE layers at 1 layer
  *   per chunk (DeepSeek-R1), a window of 1000 iterations, margin +2, W-1 signals each way per rank (W = 16:
  *   240 messages). The plan time C and the delay D are not in the PR (D = 1 is the most +2 tolerates). Not
@@ -652,6 +661,18 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
       sync: { autoStart: false, body: syncThread(r) },
     }),
     actions: [signal],
+    // Ranks are interchangeable with one TP group: every group is the world, every rank runs the same program
+    // and signals every other rank, and every property quantifies over all ranks. The protocol's state names
+    // ranks only in `delivered` (indexed by rank on both sides). Not with two TP groups (a renaming must keep
+    // each group), nor with the sequential waits at W >= 3 (Ts waits its peers in rank order).
+    symmetry: G === 1 && (!bugs.sequentialWaits || W <= 2) && {
+      permuteUser: (u, perm) => {
+        const moved = u.delivered.map(() => [] as boolean[]);
+        u.delivered.forEach((row, p) => row.forEach((d, x) => (moved[perm[p]][perm[x]] = d)));
+        return { delivered: moved };
+      },
+      pair: (s, r, p) => (s.user.delivered[r][p] ? 1 : 0) + (s.user.delivered[p][r] ? 2 : 0),
+    },
     invariants,
     actionProperties,
     liveness: {
@@ -685,6 +706,12 @@ const check: EplbAsyncConfig = {
   computeMayRaise: true,
 };
 const large: EplbAsyncConfig = { ...check, tpSize: 3, computeMayRaise: false };
+/**
+ * One node's TP group of 8 GPUs, otherwise as `check`. Its ranks are interchangeable (one TP group, every rank
+ * runs the same program and signals every other, the properties quantify over all ranks), so the variants
+ * declare symmetry and the explorer keeps one state per renaming of ranks.
+ */
+const ranks8: EplbAsyncConfig = { ...check, tpSize: 8 };
 const pr: EplbAsyncConfig = {
   tpSize: 16,
   tpGroups: 1,
@@ -705,7 +732,7 @@ const twoGroups = (c: EplbAsyncConfig): EplbAsyncConfig => ({ ...c, tpSize: 2, t
 export default defineProtocol<EplbAsyncConfig>({
   name: 'eplb-async-rebalance',
   summary: 'SGLang #8529: background plan thread, TP-wide agreement on the transfer step by gloo signals (max + 2), chunked transfer',
-  configs: { check, large, pr },
+  configs: { check, large, ranks8, pr },
   variants: [
     {
       name: 'fixed',

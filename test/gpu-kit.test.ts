@@ -277,7 +277,8 @@ describe('work handles', () => {
     const sys = mk('nccl');
     const s = run(sys, [['irecv', rank1], ['wait', rank1]]);
     expect(s.threads[1].main).toBe(2); // the CPU went on
-    expect(s.streams[1].C).toEqual(['wait(recv y from 0#2)#3']);
+    // Statement ids are numbered per rank: rank 1's irecv is its statement 0, its wait statement 1.
+    expect(s.streams[1].C).toEqual(['wait(recv y from 0#0)#1']);
     const r = check(sys);
     expect(r.property).toBe('no-read-while-writing');
     expect(faultOf(r.trace!.steps.at(-1)!.state as unknown as St)![1]).toBe(

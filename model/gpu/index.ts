@@ -54,6 +54,7 @@ export {
   type BufferSpec,
   type Ctx,
   type GpuState,
+  type GpuSymmetry,
   type GpuSystemSpec,
   type KitProperty,
   type Pc,

@@ -15,10 +15,11 @@
  *   buffer is `no-uninitialised-read`; a read declared with `expect` that sees another value is `no-stale-read`.
  */
 import { match } from 'ts-pattern';
-import type { Data } from '../data.ts';
+import { type Data, equalData } from '../data.ts';
+import type { Symmetry } from '../symmetry.ts';
 import { type Action, ModelError, type StepLabel, type System, type SystemSpec, actionsOf, defineSystem } from '../system.ts';
 import { type Body, type Stmt, type ValueSpec, flat } from './stmts.ts';
-import type { Block, Ctx, GpuState, GpuSystemSpec, KitProperty, Pc, ThreadSpec, Update, Vars } from './types.ts';
+import type { Block, Ctx, GpuState, GpuSymmetry, GpuSystemSpec, KitProperty, Pc, ThreadSpec, Update, Vars } from './types.ts';
 import { KIT_PROPERTIES } from './types.ts';
 
 type S = GpuState<any>;
@@ -70,6 +71,20 @@ interface CollItem {
 }
 type Item = OpItem | MarkerItem | WaitItem | P2PItem | CollItem | BatchItem | MultiItem;
 
+/**
+ * What a queue item's key was made from, besides the statement that made it: plain values, another key (a
+ * wait names what it waits for), or a queue name (which may name a peer rank). Keys are `name#id` with `id`
+ * numbered per rank (statement k of a rank has the same id on every rank), so that renaming ranks can map a
+ * key of one rank to the key the same statement makes on another.
+ */
+type Arg = string | number | { readonly key: string } | { readonly queue: string };
+interface Origin {
+  /** `id/part`: the statement and which of its items. */
+  readonly site: string;
+  readonly args: readonly Arg[];
+}
+const keyArg = (a: Arg | undefined): string => (a as { key: string }).key;
+
 /** The queue a P2P op of `backend` goes on, on the issuing rank. */
 function p2pQueue(backend: 'nccl' | 'gloo', dir: 'send' | 'recv', peer: number): string {
   return backend === 'nccl' ? `p2p:${peer}` : `gloo-${dir}:${peer}`;
@@ -116,7 +131,10 @@ const KIT_ACTIONS = new Set([
 
 /** A compiled GPU system: a `System` plus what the kit knows about its layout. */
 export type GpuSystem<U> = System<GpuState<U>> & {
-  /** Ranks are interchangeable (every rank runs the same code up to its rank number). */
+  /**
+   * How many ranks a rank renaming permutes. The reduction itself is on only when the protocol declares
+   * `symmetry` (then `spec.symmetry` renames every rank-indexed and rank-valued field of the kit's state).
+   */
   readonly symmetry: { readonly ranks: number };
   readonly layout: {
     readonly ranks: number;
@@ -131,7 +149,18 @@ export function gpuSystem<U = null>(spec: GpuSystemSpec<U>): GpuSystem<U> {
 
 class Compiler<U> {
   private readonly N: number;
-  private readonly items = new Map<string, Item>();
+  /** Per rank: queue item key -> item (keys are numbered per rank, so each rank has its own items). */
+  private readonly items: Map<string, Item>[] = [];
+  /** Per rank: key -> what made it; per rank: site (`id/part`) -> the function that makes its key. */
+  private readonly origins: Map<string, Origin>[] = [];
+  private readonly makers: Map<string, (args?: readonly Arg[]) => string>[] = [];
+  /** The first origin of each key on any rank, to make a rank-free key on a rank a renamed state moved it to. */
+  private readonly anyOrigin = new Map<string, Origin>();
+  private readonly renamed = new Map<string, string>();
+  /** The declared symmetry (null: none). */
+  private readonly sym: GpuSymmetry<U> | null;
+  /** Some queue names a peer rank (point-to-point): keys and queue names are renamed with ranks. */
+  private peerful = false;
   private readonly entries = new Map<string, Entry>();
   private readonly allocBufs = new Set<string>();
   private readonly staticBlock = new Map<string, number>();
@@ -148,7 +177,8 @@ class Compiler<U> {
   private readonly usedGroups = new Set<string>();
   private readonly varsInit: Vars[] = [];
   private readonly checks: Record<string, boolean> = {};
-  private nextId = 0;
+  /** Per rank: the next statement id. */
+  private readonly nextId: number[] = [];
   private readonly where: string;
 
   constructor(private readonly spec: GpuSystemSpec<U>) {
@@ -180,6 +210,17 @@ class Compiler<U> {
     for (const e of spec.events ?? []) this.eventNames.add(e);
     for (const h of spec.handles ?? []) this.handleNames.add(h);
     for (const p of KIT_PROPERTIES) this.checks[p] = spec.checks?.[p] ?? true;
+    for (let r = 0; r < this.N; r++) {
+      this.items.push(new Map());
+      this.origins.push(new Map());
+      this.makers.push(new Map());
+      this.nextId.push(0);
+    }
+    const sd = spec.symmetry;
+    if (sd !== undefined && sd !== false && sd !== true && (typeof sd !== 'object' || sd === null)) {
+      throw new ModelError(`${this.where}: \`symmetry\` must be true, false, or { permuteUser, permuteVars, signature, pair }`);
+    }
+    this.sym = sd === true ? {} : sd ? sd : null;
   }
 
   // ---- small state helpers -----------------------------------------------------------------------------
@@ -189,15 +230,63 @@ class Compiler<U> {
     return { ...s, fault: `${prop}: ${msg}` };
   }
 
-  private item(key: string): Item {
-    const it = this.items.get(key);
-    if (!it) throw new Error(`internal: unknown queue item '${key}'`);
+  /** The queue item `key` of rank r. */
+  private item(r: number, key: string): Item {
+    const it = this.itemOpt(r, key);
+    if (!it) throw new Error(`internal: unknown queue item '${key}' on rank ${r}`);
     return it;
   }
 
-  private reg(key: string, it: Item): string {
-    if (!this.items.has(key)) this.items.set(key, it);
-    return key;
+  private itemOpt(r: number, key: string): Item | undefined {
+    return this.items[r].get(key) ?? this.adopt(r, key);
+  }
+
+  /**
+   * Declares how statement `id` of rank r makes one of its queue items (`part`): `make(args)` gives the key and
+   * the item. Returns the function that makes the key (registering the item on first use).
+   */
+  private site(r: number, id: number, part: string, make: (args: readonly Arg[]) => { key: string; item: () => Item }): (args?: readonly Arg[]) => string {
+    const name = `${id}/${part}`;
+    const fn = (args: readonly Arg[] = []): string => {
+      const { key, item } = make(args);
+      if (!this.items[r].has(key)) {
+        this.items[r].set(key, item());
+        const o: Origin = { site: name, args };
+        this.origins[r].set(key, o);
+        if (!this.anyOrigin.has(key)) this.anyOrigin.set(key, o);
+      }
+      return key;
+    };
+    this.makers[r].set(name, fn);
+    return fn;
+  }
+
+  /**
+   * A key that another rank's statement made (without a rank in it), which a renamed state moved to rank r:
+   * rank r's same statement makes it from the same arguments.
+   */
+  private adopt(r: number, key: string): Item | undefined {
+    const o = this.anyOrigin.get(key);
+    const mk = o && this.makers[r].get(o.site);
+    if (!o || !mk) return undefined;
+    return mk(o.args) === key ? this.items[r].get(key) : undefined;
+  }
+
+  /** Key `key` of rank r as rank perm[r]'s same statement makes it, with ranks renamed by perm. */
+  private renameKey(r: number, key: string, perm: readonly number[]): string {
+    const r2 = perm[r];
+    const ck = `${perm.join(',')}|${r}|${key}`;
+    let out = this.renamed.get(ck);
+    if (out !== undefined) return out;
+    const o = this.origins[r].get(key);
+    const mk = o && this.makers[r2].get(o.site);
+    if (!o || !mk) throw new Error(`internal: symmetry: no statement of rank ${r2} makes the counterpart of '${key}' of rank ${r}`);
+    const args = o.args.map((a): Arg =>
+      typeof a !== 'object' ? a : 'key' in a ? { key: this.renameKey(r, a.key, perm) } : { queue: renameQueue(a.queue, perm) },
+    );
+    out = mk(args);
+    this.renamed.set(ck, out);
+    return out;
   }
 
   private entry(e: string): Entry {
@@ -257,14 +346,14 @@ class Compiler<U> {
 
   /** Whether the queue item `key` is still in some queue of rank r. */
   private pending(s: S, r: number, key: string): boolean {
-    return this.pendingIn(s.streams[r], key);
+    return this.pendingIn(r, s.streams[r], key);
   }
 
   private relPending(s: S, r: number, b: number): boolean {
     const qs = s.streams[r];
     for (const q in qs) {
       for (const k of qs[q]) {
-        const it = this.items.get(k)!;
+        const it = this.item(r, k);
         if (it.kind === 'rel' && it.block === b) return true;
       }
     }
@@ -282,9 +371,9 @@ class Compiler<U> {
         const arr = qs[q];
         let i = 0;
         while (i < arr.length) {
-          const it = this.items.get(arr[i])!;
+          const it = this.item(r, arr[i]);
           if (it.kind === 'rec' || it.kind === 'sync' || it.kind === 'rel') i++;
-          else if (it.kind === 'wait' && !this.pendingIn(qs, it.target)) i++;
+          else if (it.kind === 'wait' && !this.pendingIn(r, qs, it.target)) i++;
           else break;
         }
         if (i > 0) {
@@ -297,9 +386,9 @@ class Compiler<U> {
     return any ? { ...s, streams: s.streams.with(r, qs) } : s;
   }
 
-  private pendingIn(qs: { readonly [q: string]: readonly string[] }, key: string): boolean {
-    const it = this.items.get(key);
-    if (it?.kind === 'multi') return it.parts.some((p) => this.pendingIn(qs, p));
+  private pendingIn(r: number, qs: { readonly [q: string]: readonly string[] }, key: string): boolean {
+    const it = this.itemOpt(r, key);
+    if (it?.kind === 'multi') return it.parts.some((p) => this.pendingIn(r, qs, p));
     for (const q in qs) if (qs[q].includes(key)) return true;
     return false;
   }
@@ -347,8 +436,8 @@ class Compiler<U> {
     return t;
   }
 
-  private describeKey(key: string): string {
-    const it = this.items.get(key);
+  private describeKey(r: number, key: string): string {
+    const it = this.itemOpt(r, key);
     if (!it) return key;
     return match(it)
       .with({ kind: 'op' }, (o) => `${o.name} on stream ${o.stream}`)
@@ -391,7 +480,7 @@ class Compiler<U> {
         const oW = other.mode !== 'r';
         const oR = other.mode !== 'w';
         const blockNote = other.buf === me.buf ? `` : ` (the block ${other.buf} lived in)`;
-        const whoOther = `${this.describeKey(other.key)} (issued before it, still queued on ${oq})`;
+        const whoOther = `${this.describeKey(r, other.key)} (issued before it, still queued on ${oq})`;
         if (meR && oW) return this.fault(s, 'no-read-while-writing', `rank ${r}: ${who} reads ${me.buf}${blockNote} while ${whoOther} has not finished writing ${other.buf}`);
         if (meW && oR) return this.fault(s, 'no-write-while-reading', `rank ${r}: ${who} writes ${me.buf}${blockNote} while ${whoOther} has not finished reading ${other.buf}`);
         if (meW && oW) return this.fault(s, 'no-write-while-writing', `rank ${r}: ${who} writes ${me.buf}${blockNote} while ${whoOther} has not finished writing ${other.buf}`);
@@ -460,7 +549,7 @@ class Compiler<U> {
   // ---- running queued work -------------------------------------------------------------------------------
 
   private runOp(s0: S, r: number, q: string, key: string): S {
-    const op = this.item(key) as OpItem;
+    const op = this.item(r, key) as OpItem;
     const who = `${op.name} on stream ${q}`;
     let s = this.raceCheck(s0, r, key, q, who);
     const blocks = this.opBlocks(s, r, key);
@@ -487,7 +576,7 @@ class Compiler<U> {
 
   private canExec(s: S, r: number, q: string): boolean {
     const head = s.streams[r][q]?.[0];
-    return head !== undefined && this.items.get(head)!.kind === 'op';
+    return head !== undefined && this.item(r, head).kind === 'op';
   }
 
   /** The sender's and the receiver's queue for a transfer from `from` to `to`. */
@@ -501,8 +590,8 @@ class Compiler<U> {
     const sq = s.streams[from][a];
     const rq = s.streams[to][b];
     if (!sq?.length || !rq?.length) return undefined;
-    const si = this.items.get(sq[0])!;
-    const ri = this.items.get(rq[0])!;
+    const si = this.item(from, sq[0]);
+    const ri = this.item(to, rq[0]);
     if (si.kind === 'send' && ri.kind === 'recv') return [sq[0], rq[0]];
     if (si.kind === 'batch' && ri.kind === 'batch' && from < to && si.sends.length === ri.recvs.length && si.recvs.length === ri.sends.length) {
       return [sq[0], rq[0]];
@@ -513,14 +602,14 @@ class Compiler<U> {
   private runTransfer(s0: S, from: number, to: number, backend: string): S {
     const [sk, rk] = this.transferHeads(s0, from, to, backend)!;
     const [sq, rq] = this.transferQueues(from, to, backend);
-    const si = this.item(sk);
-    const ri = this.item(rk);
+    const si = this.item(from, sk);
+    const ri = this.item(to, rk);
     let s = s0;
     // [rank, key, buffer] of each send and its matching receive.
     const moves: [number, string, string, number, string, string][] = [];
     if (si.kind === 'batch' && ri.kind === 'batch') {
-      s = this.raceCheck(s, from, sk, sq, this.describeKey(sk));
-      s = this.raceCheck(s, to, rk, rq, this.describeKey(rk));
+      s = this.raceCheck(s, from, sk, sq, this.describeKey(from, sk));
+      s = this.raceCheck(s, to, rk, rq, this.describeKey(to, rk));
       si.sends.forEach((b, i) => moves.push([from, sk, b, to, rk, ri.recvs[i]]));
       ri.sends.forEach((b, i) => moves.push([to, rk, b, from, sk, si.recvs[i]]));
     } else {
@@ -552,7 +641,7 @@ class Compiler<U> {
     for (const r of this.groups[g]) {
       const k = s.streams[r][`nccl:${g}`]?.[0];
       if (k === undefined) return undefined;
-      const it = this.items.get(k)!;
+      const it = this.item(r, k);
       if (it.kind !== 'coll') return undefined;
       if (kind === undefined) kind = it.coll;
       else if (it.coll !== kind) return undefined;
@@ -567,7 +656,7 @@ class Compiler<U> {
     const q = `nccl:${g}`;
     let s = s0;
     members.forEach((r, i) => {
-      const it = this.item(keys[i]) as CollItem;
+      const it = this.item(r, keys[i]) as CollItem;
       if (it.buf === undefined) return;
       s = this.raceCheck(s, r, keys[i], q, `${it.coll} #${it.seq} of ${it.buf}`);
       const b = this.opBlocks(s, r, keys[i]).get(it.buf);
@@ -576,7 +665,7 @@ class Compiler<U> {
       }
     });
     members.forEach((r, i) => {
-      const it = this.item(keys[i]) as CollItem;
+      const it = this.item(r, keys[i]) as CollItem;
       const b = it.buf !== undefined ? this.opBlocks(s, r, keys[i]).get(it.buf) : undefined;
       if (b !== undefined) s = this.writeBlock(s, r, b, it.buf!, `${it.coll}#${it.seq}`);
       s = this.untouch(s, r, keys[i]);
@@ -633,7 +722,7 @@ class Compiler<U> {
     for (const e of s.blocks[r][b].pending) {
       const o = this.entry(e);
       const oq = this.streamOfKey(s, r, o.key);
-      const whoOther = `${this.describeKey(o.key)} (issued before, still queued on ${oq})`;
+      const whoOther = `${this.describeKey(r, o.key)} (issued before, still queued on ${oq})`;
       if (mode !== 'w' && o.mode !== 'r') return this.fault(s, 'no-read-while-writing', `rank ${r}: ${who} reads ${buf} on the CPU while ${whoOther} has not finished writing ${o.buf}`);
       if (mode !== 'r' && o.mode !== 'w') return this.fault(s, 'no-write-while-reading', `rank ${r}: ${who} writes ${buf} on the CPU while ${whoOther} has not finished reading ${o.buf}`);
       if (mode !== 'r' && o.mode !== 'r') return this.fault(s, 'no-write-while-writing', `rank ${r}: ${who} writes ${buf} on the CPU while ${whoOther} has not finished writing ${o.buf}`);
@@ -767,10 +856,10 @@ class Compiler<U> {
       const i = qs[q].indexOf(key);
       if (i < 0) continue;
       const head = qs[q][0];
-      const hi = this.items.get(head)!;
-      if (i === 0) parts.push(`${this.describeKey(key)} on ${q}`);
+      const hi = this.item(r, head);
+      if (i === 0) parts.push(`${this.describeKey(r, key)} on ${q}`);
       else if (hi.kind === 'wait') parts.push(`stream ${q}, whose head waits for ${hi.what}`);
-      else parts.push(`${this.describeKey(head)} at the head of ${q}${i > 1 ? ` (${i} items ahead)` : ''}`);
+      else parts.push(`${this.describeKey(r, head)} at the head of ${q}${i > 1 ? ` (${i} items ahead)` : ''}`);
     }
     return parts.length ? parts.join('; ') : 'nothing';
   }
@@ -789,7 +878,7 @@ class Compiler<U> {
 
   /** Compiles one simple statement of rank r's thread t into an instruction. */
   private instr(r: number, t: string, st: Stmt<U>, stream: string, who: string): Instr {
-    const id = this.nextId++;
+    const id = this.nextId[r]++;
     const base = { stmt: st, next: 'done' as Pc, nextElse: 'done' as Pc, handler: 'raised' as Pc };
     const self = (x: Omit<Instr, 'stmt' | 'next' | 'nextElse' | 'handler' | 'blocked'> & { blocked?: Instr['blocked']; awaitKey?: string }): Instr => {
       const ins = Object.assign(base, { blocked: () => `${who}: at ${stmtText(st)}` }, x) as Instr;
@@ -804,7 +893,7 @@ class Compiler<U> {
         this.checkStream(l.stream, who);
         const reads = l.reads.map((x) => (typeof x === 'string' ? { buf: x } : x));
         for (const b of [...reads.map((x) => x.buf), ...l.writes]) this.checkBuf(b, who);
-        const key = this.reg(`${l.name}#${id}`, { kind: 'op', stream: l.stream, name: l.name, reads, writes: l.writes, value: l.value ?? l.name });
+        const key = this.site(r, id, 'op', () => ({ key: `${l.name}#${id}`, item: () => ({ kind: 'op', stream: l.stream, name: l.name, reads, writes: l.writes, value: l.value ?? l.name }) }))();
         const io = ioText(reads.map((x) => x.buf), l.writes);
         return self({
           action: 'launch',
@@ -820,7 +909,7 @@ class Compiler<U> {
       .with({ op: 'record' }, (e) => {
         this.checkStream(e.stream, who);
         this.eventNames.add(e.event);
-        const key = this.reg(`record ${e.event}#${id}`, { kind: 'rec', what: `event ${e.event} (recorded on ${e.stream})` });
+        const key = this.site(r, id, 'rec', () => ({ key: `record ${e.event}#${id}`, item: () => ({ kind: 'rec', what: `event ${e.event} (recorded on ${e.stream})` }) }))();
         return self({
           action: 'record',
           enabled: () => true,
@@ -835,6 +924,10 @@ class Compiler<U> {
       .with({ op: 'waitEvent' }, (w) => {
         this.checkStream(w.stream, who);
         this.eventNames.add(w.event);
+        const waitKey = this.site(r, id, 'wait', ([t]) => {
+          const target = keyArg(t);
+          return { key: `wait ${w.event}(${target})#${id}`, item: () => ({ kind: 'wait', target, what: `event ${w.event}` }) };
+        });
         return self({
           action: 'waitEvent',
           enabled: () => true,
@@ -842,7 +935,7 @@ class Compiler<U> {
             const target = s.events[r][w.event];
             if (target === null || !this.pending(s, r, target)) return adv(s, get);
             // The key names the recorded target: one statement may wait different records of the event over a run.
-            const key = this.reg(`wait ${w.event}(${target})#${id}`, { kind: 'wait', target, what: `event ${w.event}` });
+            const key = waitKey([{ key: target }]);
             return adv(this.push(s, r, w.stream, key), get);
           },
           describe: (s) => {
@@ -855,8 +948,8 @@ class Compiler<U> {
       .with({ op: 'waitStream' }, (w) => {
         this.checkStream(w.stream, who);
         this.checkStream(w.other, who);
-        const mark = this.reg(`${w.other} point#${id}`, { kind: 'rec', what: `the work queued on ${w.other} before ${who}'s wait_stream` });
-        const wk = this.reg(`wait(${w.other} point#${id})`, { kind: 'wait', target: mark, what: `stream ${w.other}'s work queued before the wait_stream` });
+        const mark = this.site(r, id, 'mark', () => ({ key: `${w.other} point#${id}`, item: () => ({ kind: 'rec', what: `the work queued on ${w.other} before ${who}'s wait_stream` }) }))();
+        const wk = this.site(r, id, 'wait', () => ({ key: `wait(${w.other} point#${id})`, item: () => ({ kind: 'wait', target: mark, what: `stream ${w.other}'s work queued before the wait_stream` }) }))();
         return self({
           action: 'waitStream',
           enabled: () => true,
@@ -869,7 +962,7 @@ class Compiler<U> {
       })
       .with({ op: 'syncStream' }, (y) => {
         this.checkStream(y.stream, who);
-        const key = this.reg(`sync#${id}`, { kind: 'sync', what: `the synchronize point of ${who}` });
+        const key = this.site(r, id, 'sync', () => ({ key: `sync#${id}`, item: () => ({ kind: 'sync', what: `the synchronize point of ${who}` }) }))();
         return self({
           action: 'synchronize',
           awaitKey: key,
@@ -882,7 +975,7 @@ class Compiler<U> {
         });
       })
       .with({ op: 'syncDevice' }, () => {
-        const key = this.reg(`sync#${id}`, { kind: 'sync', what: `the device synchronize of ${who}` });
+        const key = this.site(r, id, 'sync', () => ({ key: `sync#${id}`, item: () => ({ kind: 'sync', what: `the device synchronize of ${who}` }) }))();
         return self({
           action: 'synchronize',
           awaitKey: key,
@@ -913,12 +1006,13 @@ class Compiler<U> {
       .with({ op: 'alloc' }, (a) => {
         this.checkStream(a.stream, who);
         if (!this.allocBufs.has(a.buf)) throw new ModelError(`${this.where}: ${who} allocates '${a.buf}', which is not declared with { alloc: true } in \`buffers\``);
+        const rel = this.releaseSite(r, id, a.buf);
         return self({
           action: 'alloc',
           enabled: () => true,
           exec: (s) => {
             let x = s;
-            if (x.buffers[r][a.buf] >= 0) x = this.doFree(x, r, a.buf, id, who);
+            if (x.buffers[r][a.buf] >= 0) x = this.doFree(x, r, a.buf, rel, who);
             const row = x.blocks[r];
             let b = -1;
             for (let i = 0; i < row.length; i++) {
@@ -944,10 +1038,11 @@ class Compiler<U> {
       })
       .with({ op: 'free' }, (f) => {
         if (!this.allocBufs.has(f.buf)) throw new ModelError(`${this.where}: ${who} frees '${f.buf}', which is not declared with { alloc: true } in \`buffers\``);
+        const rel = this.releaseSite(r, id, f.buf);
         return self({
           action: 'free',
           enabled: () => true,
-          exec: (s) => adv(this.doFree(s, r, f.buf, id, who), get),
+          exec: (s) => adv(this.doFree(s, r, f.buf, rel, who), get),
           describe: (s) => {
             const b = s.buffers[r][f.buf];
             if (b < 0) return `${who}: free ${f.buf} (not allocated)`;
@@ -987,9 +1082,9 @@ class Compiler<U> {
         this.commQueues[r].add(q);
         if (p.handle) this.handleNames.add(p.handle);
         const verb = p.dir === 'send' ? `isend ${p.buf} to rank ${p.peer}` : `irecv ${p.buf} from rank ${p.peer}`;
-        const key = this.reg(`${p.dir} ${p.buf} ${p.dir === 'send' ? 'to' : 'from'} ${p.peer}#${id}`, { kind: p.dir, peer: p.peer, buf: p.buf, backend: p.backend });
-        const ready = this.reg(`${key}:issued`, { kind: 'rec', what: `the point where ${who} issued ${verb}` });
-        const waitReady = this.reg(`wait(${key}:issued)`, { kind: 'wait', target: ready, what: `stream ${cs}'s work queued before ${verb}` });
+        const key = this.site(r, id, 'p2p', () => ({ key: `${p.dir} ${p.buf} ${p.dir === 'send' ? 'to' : 'from'} ${p.peer}#${id}`, item: () => ({ kind: p.dir, peer: p.peer, buf: p.buf, backend: p.backend }) }))();
+        const ready = this.site(r, id, 'issued', () => ({ key: `${key}:issued`, item: () => ({ kind: 'rec', what: `the point where ${who} issued ${verb}` }) }))();
+        const waitReady = this.site(r, id, 'wait-issued', () => ({ key: `wait(${key}:issued)`, item: () => ({ kind: 'wait', target: ready, what: `stream ${cs}'s work queued before ${verb}` }) }))();
         return self({
           action: p.dir === 'send' ? 'isend' : 'irecv',
           enabled: () => true,
@@ -1018,17 +1113,17 @@ class Compiler<U> {
           this.checkBuf(p.buf, who);
           if (!peers.includes(p.peer)) peers.push(p.peer);
         }
-        const parts = peers.map((peer) => {
+        const parts = peers.map((peer, i) => {
           const sends = bt.ops.filter((p) => p.peer === peer && p.dir === 'send').map((p) => p.buf);
           const recvs = bt.ops.filter((p) => p.peer === peer && p.dir === 'recv').map((p) => p.buf);
           this.commQueues[r].add(`p2p:${peer}`);
-          const key = this.reg(`batch with ${peer}#${id}`, { kind: 'batch', peer, sends, recvs });
+          const key = this.site(r, id, `part${i}`, () => ({ key: `batch with ${peer}#${id}`, item: () => ({ kind: 'batch', peer, sends, recvs }) }))();
           return { peer, sends, recvs, key, q: `p2p:${peer}` };
         });
         const text = `batch_isend_irecv(${bt.ops.map((p) => stmtText(p)).join(', ')})`;
-        const multi = this.reg(`batch#${id}`, { kind: 'multi', parts: parts.map((p) => p.key), what: `the batch ${text}` });
-        const ready = this.reg(`batch#${id}:issued`, { kind: 'rec', what: `the point where ${who} issued its batch` });
-        const waitReady = this.reg(`wait(batch#${id}:issued)`, { kind: 'wait', target: ready, what: `stream ${cs}'s work queued before the batch` });
+        const multi = this.site(r, id, 'multi', () => ({ key: `batch#${id}`, item: () => ({ kind: 'multi', parts: parts.map((p) => p.key), what: `the batch ${text}` }) }))();
+        const ready = this.site(r, id, 'issued', () => ({ key: `batch#${id}:issued`, item: () => ({ kind: 'rec', what: `the point where ${who} issued its batch` }) }))();
+        const waitReady = this.site(r, id, 'wait-issued', () => ({ key: `wait(batch#${id}:issued)`, item: () => ({ kind: 'wait', target: ready, what: `stream ${cs}'s work queued before the batch` }) }))();
         return self({
           action: 'batch_isend_irecv',
           enabled: () => true,
@@ -1052,8 +1147,12 @@ class Compiler<U> {
         this.handleNames.add(w.handle);
         const cs = w.stream ?? stream;
         this.checkStream(cs, who);
+        const waitKey = this.site(r, id, 'wait', ([t]) => {
+          const k = keyArg(t);
+          return { key: `wait(${k})#${id}`, item: () => ({ kind: 'wait', target: k, what: this.describeKey(r, k) }) };
+        });
         const isGloo = (k: string) => {
-          const it = this.items.get(k);
+          const it = this.itemOpt(r, k);
           return (it?.kind === 'send' || it?.kind === 'recv') && it.backend === 'gloo';
         };
         const live = (s: S) => {
@@ -1070,7 +1169,7 @@ class Compiler<U> {
             const k = live(s);
             let x = s;
             if (k !== undefined) {
-              const wk = this.reg(`wait(${k})#${id}`, { kind: 'wait', target: k, what: this.describeKey(k) });
+              const wk = waitKey([{ key: k }]);
               x = this.push(x, r, cs, wk);
             }
             if (x.handles[r][w.handle] !== null) x = { ...x, handles: x.handles.with(r, { ...x.handles[r], [w.handle]: 'waited' }) };
@@ -1080,11 +1179,11 @@ class Compiler<U> {
             const k = s.handles[r][w.handle];
             if (k === null) return `${who}: ${w.handle}.wait() (never set: a no-op)`;
             if (k === 'waited') return `${who}: ${w.handle}.wait() (already waited: a no-op)`;
-            if (isGloo(k)) return `${who}: ${w.handle}.wait() returns (gloo: ${this.describeKey(k)} is done)`;
+            if (isGloo(k)) return `${who}: ${w.handle}.wait() returns (gloo: ${this.describeKey(r, k)} is done)`;
             const l = live(s);
-            return `${who}: ${w.handle}.wait() (nccl: stream ${cs} will wait for ${this.describeKey(k)}${l ? '' : ', already done'}; the CPU goes on)`;
+            return `${who}: ${w.handle}.wait() (nccl: stream ${cs} will wait for ${this.describeKey(r, k)}${l ? '' : ', already done'}; the CPU goes on)`;
           },
-          blocked: (s) => `${who}: blocked in ${w.handle}.wait() (gloo) on ${this.describeKey(s.handles[r][w.handle]!)}, ${this.peerNote(s, r, s.handles[r][w.handle]!)}`,
+          blocked: (s) => `${who}: blocked in ${w.handle}.wait() (gloo) on ${this.describeKey(r, s.handles[r][w.handle]!)}, ${this.peerNote(s, r, s.handles[r][w.handle]!)}`,
         });
       })
       .with({ op: 'collective' }, (c) => {
@@ -1108,7 +1207,25 @@ class Compiler<U> {
         const q = `nccl:${c.group}`;
         this.commQueues[r].add(q);
         const blocking = c.kind === 'barrier';
-        const awaitKey = `${text}#${id}:done`;
+        const collKey = this.site(r, id, 'coll', ([q0]) => {
+          const seq = q0 as number;
+          return { key: `${c.kind} #${seq}${c.buf ? ` ${c.buf}` : ''}#${id}`, item: () => ({ kind: 'coll', coll: c.kind, group: c.group, seq, ...(c.buf !== undefined ? { buf: c.buf } : {}) }) };
+        });
+        const issuedKey = this.site(r, id, 'issued', ([q0]) => {
+          const seq = q0 as number;
+          return { key: `${collKey([seq])}:issued`, item: () => ({ kind: 'rec', what: `the point where ${who} issued ${c.kind} #${seq}` }) };
+        });
+        const waitIssuedKey = this.site(r, id, 'wait-issued', ([q0]) => {
+          const seq = q0 as number;
+          const ready = issuedKey([seq]);
+          return { key: `wait(${ready})`, item: () => ({ kind: 'wait', target: ready, what: `stream ${cs}'s work queued before ${c.kind} #${seq}` }) };
+        });
+        const waitCollKey = this.site(r, id, 'wait', ([q0]) => {
+          const seq = q0 as number;
+          const key = collKey([seq]);
+          return { key: `wait(${key})`, item: () => ({ kind: 'wait', target: key, what: `${c.kind} #${seq}` }) };
+        });
+        const awaitKey = this.site(r, id, 'done', () => ({ key: `${text}#${id}:done`, item: () => ({ kind: 'sync', what: `${who}'s barrier` }) }))();
         const self2 = self({
           action: c.kind,
           awaitKey,
@@ -1116,10 +1233,10 @@ class Compiler<U> {
           exec: (s) => {
             const seq = (s.colls[r][c.group] ?? 0) + 1;
             let x: S = { ...s, colls: s.colls.with(r, { ...s.colls[r], [c.group]: seq }) };
-            const key = this.reg(`${c.kind} #${seq}${c.buf ? ` ${c.buf}` : ''}#${id}`, { kind: 'coll', coll: c.kind, group: c.group, seq, ...(c.buf !== undefined ? { buf: c.buf } : {}) });
+            const key = collKey([seq]);
             if (x.streams[r][cs].length > 0) {
-              const ready = this.reg(`${key}:issued`, { kind: 'rec', what: `the point where ${who} issued ${c.kind} #${seq}` });
-              const wr = this.reg(`wait(${key}:issued)`, { kind: 'wait', target: ready, what: `stream ${cs}'s work queued before ${c.kind} #${seq}` });
+              const ready = issuedKey([seq]);
+              const wr = waitIssuedKey([seq]);
               x = this.push(this.push(x, r, cs, ready), r, q, wr);
             }
             if (c.buf !== undefined) {
@@ -1128,11 +1245,10 @@ class Compiler<U> {
             }
             x = this.push(x, r, q, key);
             if (blocking) {
-              this.reg(awaitKey, { kind: 'sync', what: `${who}'s barrier` });
               x = this.push(x, r, q, awaitKey);
             } else if (c.handle) x = { ...x, handles: x.handles.with(r, { ...x.handles[r], [c.handle]: key }) };
             else {
-              const wk = this.reg(`wait(${key})`, { kind: 'wait', target: key, what: `${c.kind} #${seq}` });
+              const wk = waitCollKey([seq]);
               x = this.push(x, r, cs, wk);
             }
             return adv(x, get);
@@ -1259,14 +1375,23 @@ class Compiler<U> {
     return this.setBlock(s, r, b, { ...blk, uses: [...blk.uses, q] });
   }
 
-  private doFree(s: S, r: number, buf: string, id: number, who: string): S {
+  /** The release markers a free (or a re-allocation) of `buf` by statement `id` queues: keyed by block and queue. */
+  private releaseSite(r: number, id: number, buf: string): (args: readonly Arg[]) => string {
+    return this.site(r, id, 'release', ([b0, u0]) => {
+      const b = b0 as number;
+      const u = (u0 as { queue: string }).queue;
+      return { key: `release block ${b}@${u}#${id}`, item: () => ({ kind: 'rel', block: b, what: `the release point of block ${b} (${buf}) on ${u}` }) };
+    });
+  }
+
+  private doFree(s: S, r: number, buf: string, rel: (args: readonly Arg[]) => string, who: string): S {
     const b = s.buffers[r][buf];
     if (b < 0) return this.fault(s, 'no-use-after-free', `${who} frees ${buf}, which is not allocated`);
     const blk = s.blocks[r][b];
     let x = s;
     for (const u of blk.uses) {
       if (u === blk.owner || x.streams[r][u].length === 0) continue;
-      const key = this.reg(`release block ${b}@${u}#${id}`, { kind: 'rel', block: b, what: `the release point of block ${b} (${buf}) on ${u}` });
+      const key = rel([b, { queue: u }]);
       x = this.push(x, r, u, key);
     }
     x = this.setBlock(x, r, b, { ...blk, buf: null, uses: [] });
@@ -1301,19 +1426,19 @@ class Compiler<U> {
   }
 
   private peerNote(s: S, r: number, key: string): string {
-    const it = this.items.get(key);
+    const it = this.itemOpt(r, key);
     if (!it) return '';
     if (it.kind === 'send' || it.kind === 'recv') {
       const other = twinQueue(p2pQueue(it.backend, it.kind, it.peer), r)!;
       const q = s.streams[it.peer][other] ?? [];
       const head = q[0];
       if (head === undefined) return `rank ${it.peer} has posted no matching ${it.kind === 'send' ? 'receive' : 'send'}`;
-      return `rank ${it.peer}'s next op with rank ${r} is ${this.describeKey(head)}`;
+      return `rank ${it.peer}'s next op with rank ${r} is ${this.describeKey(it.peer, head)}`;
     }
     if (it.kind === 'batch') {
       const head = s.streams[it.peer][`p2p:${r}`]?.[0];
       if (head === undefined) return `rank ${it.peer} has posted no matching batch`;
-      return `rank ${it.peer}'s next op with rank ${r} is ${this.describeKey(head)}`;
+      return `rank ${it.peer}'s next op with rank ${r} is ${this.describeKey(it.peer, head)}`;
     }
     if (it.kind === 'multi') return it.parts.map((p) => this.peerNote(s, r, p)).filter(Boolean).join('; ');
     if (it.kind === 'coll') {
@@ -1321,7 +1446,7 @@ class Compiler<U> {
         .filter((p) => p !== r)
         .map((p) => {
           const head = s.streams[p][`nccl:${it.group}`]?.[0];
-          const hi = head !== undefined ? this.items.get(head) : undefined;
+          const hi = head !== undefined ? this.itemOpt(p, head) : undefined;
           if (hi?.kind === 'coll') return `rank ${p} is in ${hi.coll} #${hi.seq}`;
           if (hi?.kind === 'wait') return `rank ${p}'s next collective waits for ${hi.what}`;
           return `rank ${p} has not issued collective #${it.seq} (${[...this.progs[p].keys()].map((t) => `${t}: ${this.threadText(s, p, t)}`).join('; ')})`;
@@ -1343,15 +1468,162 @@ class Compiler<U> {
       for (const q in qs) {
         const head = qs[q][0];
         if (head === undefined) continue;
-        const it = this.items.get(head)!;
+        const it = this.item(r, head);
         const more = qs[q].length > 1 ? ` (${qs[q].length - 1} more queued behind)` : '';
         if (it.kind === 'wait') lines.push(`rank ${r} stream ${q}: waits for ${it.what} (${this.waitingOn(s, r, it.target)})${more}`);
-        else if (it.kind === 'send' || it.kind === 'recv' || it.kind === 'batch') lines.push(`rank ${r} stream ${q}: ${this.describeKey(head)} cannot complete: ${this.peerNote(s, r, head)}${more}`);
+        else if (it.kind === 'send' || it.kind === 'recv' || it.kind === 'batch') lines.push(`rank ${r} stream ${q}: ${this.describeKey(r, head)} cannot complete: ${this.peerNote(s, r, head)}${more}`);
         else if (it.kind === 'coll') lines.push(`rank ${r} stream ${q}: blocked in ${it.coll} #${it.seq} (${this.peerNote(s, r, head)})${more}`);
-        else lines.push(`rank ${r} stream ${q}: ${this.describeKey(head)} is next${more}`);
+        else lines.push(`rank ${r} stream ${q}: ${this.describeKey(r, head)} is next${more}`);
       }
     }
     return lines;
+  }
+
+  // ---- symmetry -------------------------------------------------------------------------------------------
+
+  /**
+   * A declared symmetry needs every rank to run the same program (the same statements, in the same order, up
+   * to closures, which the explorer samples), every group it uses to hold every rank, and, with 3 ranks or more, no
+   * statement naming a specific peer (renaming two other ranks would change which peer it names).
+   */
+  private checkInterchangeable(decl: readonly { readonly [t: string]: ThreadSpec<U> }[]): void {
+    const refuse = (why: string) => {
+      throw new ModelError(
+        `${this.where}: \`symmetry\` is declared but ranks are not interchangeable: ${why}. Declare symmetry only when every rank runs the same program (a program that depends on the rank number is not symmetric), or leave it out`,
+      );
+    };
+    for (const g of this.usedGroups) {
+      const members = this.groups[g];
+      if (new Set(members).size !== this.N) refuse(`group '${g}' holds ranks ${members.join(', ')}, not every rank`);
+    }
+    const shape = (ins: Instr) =>
+      JSON.stringify({ a: ins.action, n: ins.next, e: ins.nextElse, h: ins.handler, x: ins.raisable !== undefined, s: stmtShape(ins.stmt) }, (_k, v) =>
+        typeof v === 'function' ? '<fn>' : v,
+      );
+    const threads0 = Object.keys(decl[0]);
+    for (let r = 0; r < this.N; r++) {
+      for (const [t, prog] of this.progs[r]) {
+        for (let i = 0; i < prog.length; i++) {
+          const st = prog[i].stmt;
+          if (this.N > 2 && (st.op === 'p2p' || st.op === 'batch')) {
+            refuse(`rank ${r} ${t}'s statement ${i} (${stmtText(st)}) names a specific peer; with ${this.N} ranks, renaming two other ranks changes which peer it names`);
+          }
+        }
+      }
+      if (r === 0) continue;
+      const threads = Object.keys(decl[r]);
+      if (threads.join('\u0000') !== threads0.join('\u0000')) refuse(`rank ${r} has threads ${threads.join(', ')}, rank 0 has ${threads0.join(', ')}`);
+      for (const t of threads0) {
+        if (this.autoStart[r].get(t) !== this.autoStart[0].get(t) || this.threadStream[r].get(t) !== this.threadStream[0].get(t)) {
+          refuse(`thread ${t} of rank ${r} is declared otherwise than rank 0's (autoStart or stream)`);
+        }
+        const a = this.progs[0].get(t)!;
+        const b = this.progs[r].get(t)!;
+        for (let i = 0; i < Math.max(a.length, b.length); i++) {
+          if (i >= a.length || i >= b.length) {
+            refuse(`rank ${r} ${t} has ${b.length} statements, rank 0's has ${a.length}`);
+          }
+          if (shape(a[i]) !== shape(b[i])) {
+            refuse(`statement ${i} of ${t} is '${stmtText(b[i].stmt)}' on rank ${r} but '${stmtText(a[i].stmt)}' on rank 0`);
+          }
+        }
+      }
+    }
+  }
+
+  /** The explorer's view of the declared symmetry: the kit renames its own state, the hooks the protocol's. */
+  private symmetry(h: GpuSymmetry<U>): Symmetry<S> {
+    return {
+      size: this.N,
+      permute: (s, perm) => this.permute(s, perm, h),
+      // With point-to-point queues (2 ranks) keys name the peer: both orders are tried instead.
+      signature: (s, r) =>
+        this.peerful
+          ? 0
+          : ([s.threads[r], s.streams[r], s.events[r], s.buffers[r], s.blocks[r], s.handles[r], s.colls[r], h.signature ? h.signature(s as GpuState<U>, r) : s.vars[r]] as unknown as Data),
+      ...(h.pair ? { pair: (s: S, r: number, p: number) => h.pair!(s as GpuState<U>, r, p) } : {}),
+      swappable: (s, a, b) => (this.peerful ? undefined : this.swappable(s, a, b, h)),
+    };
+  }
+
+  /**
+   * Whether swapping ranks a and b leaves s unchanged, for two ranks with equal signatures: their own records
+   * are then equal (the signature holds them), so only the protocol's state can tell them apart.
+   */
+  private swappable(s: S, a: number, b: number, h: GpuSymmetry<U>): boolean {
+    if (!h.permuteVars && !h.permuteUser && !h.signature) return true;
+    const swap = [...Array(this.N).keys()].map((i) => (i === a ? b : i === b ? a : i));
+    if (h.permuteUser && !equalData(h.permuteUser(s.user as U, swap) as Data, s.user as Data)) return false;
+    // Every other rank's variables first (usually one list entry each), then a's against b's.
+    for (const r of [...[...Array(this.N).keys()].filter((x) => x !== a && x !== b), a, b]) {
+      if (!this.varsMoveTo(s.vars[r], swap, s.vars[swap[r]], a, b, h)) return false;
+    }
+    return true;
+  }
+
+  /** Whether one rank's variables `v`, renamed by the swap of a and b, equal `w` (cached by object: successors share them). */
+  private varsMoveTo(v: Vars, swap: readonly number[], w: Vars, a: number, b: number, h: GpuSymmetry<U>): boolean {
+    if (!h.permuteVars) return v === w || equalData(v as Data, w as Data);
+    let byV = this.swapCache.get(v);
+    if (byV === undefined) this.swapCache.set(v, (byV = new Map()));
+    let wid = this.objectIds.get(w);
+    if (wid === undefined) this.objectIds.set(w, (wid = this.nextObjectId++));
+    const k = `${a},${b},${wid}`;
+    let out = byV.get(k);
+    if (out === undefined) byV.set(k, (out = equalData(h.permuteVars(v, swap) as Data, w as Data)));
+    return out;
+  }
+
+  private readonly swapCache = new WeakMap<object, Map<string, boolean>>();
+  private readonly objectIds = new WeakMap<object, number>();
+  private nextObjectId = 0;
+
+  /** The state with every rank r renamed to perm[r]. */
+  private permute(s: S, perm: readonly number[], h: GpuSymmetry<U>): S {
+    const n = this.N;
+    const threads = new Array<S['threads'][number]>(n);
+    const streams = new Array<S['streams'][number]>(n);
+    const events = new Array<S['events'][number]>(n);
+    const buffers = new Array<S['buffers'][number]>(n);
+    const blocks = new Array<S['blocks'][number]>(n);
+    const vars = new Array<Vars>(n);
+    const handles = new Array<S['handles'][number]>(n);
+    const colls = new Array<S['colls'][number]>(n);
+    for (let r = 0; r < n; r++) {
+      const r2 = perm[r];
+      threads[r2] = s.threads[r];
+      buffers[r2] = s.buffers[r];
+      colls[r2] = s.colls[r];
+      vars[r2] = h.permuteVars ? h.permuteVars(s.vars[r], perm) : s.vars[r];
+      if (!this.peerful) {
+        // No key or queue name holds a rank: the rank's records move as they are (a key another rank's
+        // statement made is looked up through that statement on this rank, see `adopt`).
+        streams[r2] = s.streams[r];
+        events[r2] = s.events[r];
+        blocks[r2] = s.blocks[r];
+        handles[r2] = s.handles[r];
+        continue;
+      }
+      const key = (k: string) => this.renameKey(r, k, perm);
+      const qs: { [q: string]: readonly string[] } = {};
+      for (const q in s.streams[r]) qs[renameQueue(q, perm)] = s.streams[r][q].map(key);
+      streams[r2] = qs;
+      events[r2] = mapValues(s.events[r], (k) => (k === null ? null : key(k)));
+      handles[r2] = mapValues(s.handles[r], (k) => (k === null || k === 'waited' ? k : key(k)));
+      blocks[r2] = s.blocks[r].map((b) => ({
+        ...b,
+        pending: b.pending.map((e) => {
+          const x = this.entry(e);
+          return `${x.mode} ${x.buf} ${key(x.key)}`;
+        }),
+        uses: b.uses.map((q) => renameQueue(q, perm)),
+      }));
+    }
+    // A fault's sentence names ranks in free text: the representative keeps only the property (the
+    // counterexample is replayed on real ranks, with its sentence).
+    const fault = s.fault === null ? null : `${s.fault.slice(0, s.fault.indexOf(': '))}: ${RENAMED_FAULT}`;
+    const user = h.permuteUser ? h.permuteUser(s.user as U, perm) : s.user;
+    return { threads, streams, events, buffers, blocks, vars, handles, colls, fault, user };
   }
 
   // ---- building the system --------------------------------------------------------------------------------
@@ -1405,6 +1677,8 @@ class Compiler<U> {
     }
     const allQueueNames = new Set<string>(this.streamNames);
     for (const qs of this.commQueues) for (const q of qs) allQueueNames.add(q);
+    this.peerful = [...allQueueNames].some((q) => twinQueue(q, 0) !== undefined);
+    if (this.sym && this.N > 1) this.checkInterchangeable(decl);
 
     const init: S = {
       threads: this.progs.map((m, r) => Object.fromEntries([...m].map(([t, p]) => [t, this.autoStart[r].get(t) ? (p.length > 0 ? 0 : 'done') : 'new']))),
@@ -1479,7 +1753,7 @@ class Compiler<U> {
         guard: (s, { rank, stream }) => this.canExec(s, rank, stream),
         effect: (s, { rank, stream }) => this.runOp(s, rank, stream, s.streams[rank][stream][0]),
         describe: ({ rank, stream }, s) => {
-          const op = this.item(s.streams[rank][stream][0]) as OpItem;
+          const op = this.item(rank, s.streams[rank][stream][0]) as OpItem;
           return `rank ${rank} stream ${stream}: runs ${op.name}${ioText(op.reads.map((x) => x.buf), op.writes)}`;
         },
       }),
@@ -1503,8 +1777,8 @@ class Compiler<U> {
           effect: (s, { from, to, backend }) => this.runTransfer(s, from, to, backend),
           describe: ({ from, to, backend }, s) => {
             const [sk, rk] = this.transferHeads(s, from, to, backend)!;
-            const si = this.item(sk);
-            const ri = this.item(rk);
+            const si = this.item(from, sk);
+            const ri = this.item(to, rk);
             if (si.kind === 'batch' && ri.kind === 'batch') {
               const dir = (a: number, b: number, sends: readonly string[], recvs: readonly string[]) => sends.map((x, i) => `rank ${a}'s ${x} -> rank ${b}'s ${recvs[i]}`);
               return `ranks ${from} and ${to} exchange their batches (nccl): ${[...dir(from, to, si.sends, ri.recvs), ...dir(to, from, ri.sends, si.recvs)].join(', ')}`;
@@ -1525,7 +1799,7 @@ class Compiler<U> {
           guard: (s, { group }) => this.collHeads(s, group) !== undefined,
           effect: (s, { group }) => this.runCollective(s, group),
           describe: ({ group }, s) => {
-            const it = this.item(this.collHeads(s, group)![0]) as CollItem;
+            const it = this.item(this.groups[group][0], this.collHeads(s, group)![0]) as CollItem;
             return `group ${group} (ranks ${this.groups[group].join(', ')}): ${it.coll} #${it.seq}${it.buf ? ` of ${it.buf}` : ''} runs on every rank`;
           },
         }),
@@ -1579,11 +1853,52 @@ class Compiler<U> {
         return userTerminal ? userTerminal(s as GpuState<U>) : true;
       },
       explainStuck: (s) => [...this.explain(s), ...(spec.explainStuck ? spec.explainStuck(s as GpuState<U>) : [])],
+      ...(this.sym && this.N > 1 ? { symmetry: this.symmetry(this.sym) } : {}),
     });
     return Object.assign(system, {
       symmetry: { ranks: this.N },
       layout: { ranks: this.N, threads: threadNames, streams: [...allQueueNames] },
     }) as unknown as GpuSystem<U>;
+  }
+}
+
+/** The sentence a fault keeps in a symmetry representative (see `permute`). */
+const RENAMED_FAULT = '(a state renamed by symmetry: the counterexample replays it on its real ranks)';
+
+/** A queue name with the peer rank it names renamed by perm. */
+function renameQueue(q: string, perm: readonly number[]): string {
+  const m = /^(p2p|gloo-send|gloo-recv):(\d+)$/.exec(q);
+  return m ? `${m[1]}:${perm[Number(m[2])]}` : q;
+}
+
+function mapValues<T, V>(o: { readonly [k: string]: T }, f: (v: T) => V): { [k: string]: V } {
+  const out: { [k: string]: V } = {};
+  for (const k in o) out[k] = f(o[k]);
+  return out;
+}
+
+/** A statement's structure, for comparing two ranks' programs: descriptions left out, peers as 'peer'. */
+function stmtShape(st: Stmt): unknown {
+  switch (st.op) {
+    case 'p2p':
+      return { ...st, peer: 'peer' };
+    case 'batch':
+      return { ...st, ops: st.ops.map((o) => ({ ...o, peer: 'peer' })) };
+    case 'until':
+      return { op: st.op };
+    case 'when':
+      return { op: st.op, then: st.then.map(stmtShape), else: st.else.map(stmtShape) };
+    case 'tryFinally':
+      return { op: st.op, body: st.body.map(stmtShape), finally: st.finally.map(stmtShape) };
+    case 'tryCatch':
+      return { op: st.op, body: st.body.map(stmtShape), handler: st.handler.map(stmtShape) };
+    case 'raise':
+    case 'mayRaise':
+      return { op: st.op };
+    case 'step':
+      return { op: st.op, name: st.name };
+    default:
+      return st;
   }
 }
 

@@ -88,6 +88,27 @@ export const KIT_PROPERTIES = [
 ] as const;
 export type KitProperty = (typeof KIT_PROPERTIES)[number];
 
+/**
+ * How the protocol's own state names ranks, for symmetry reduction (`symmetry` in the spec). The kit renames
+ * its own state (threads, queues and the peers in their names, events, buffers, blocks, handles, collectives);
+ * these hooks rename the rest. `perm` maps each rank r to perm[r]: a rank-indexed array is reordered so that
+ * new[perm[r]] = old[r], and a field holding a rank p becomes perm[p].
+ */
+export interface GpuSymmetry<U> {
+  /** Renames ranks in `user` (default: `user` names no rank). Must be pure. */
+  readonly permuteUser?: (user: U, perm: readonly number[]) => U;
+  /** Renames ranks inside one rank's variables, e.g. a list gathered from every rank (default: variables name no rank). */
+  readonly permuteVars?: (vars: Vars, perm: readonly number[]) => Vars;
+  /**
+   * What the protocol's state says about rank r, used to sort ranks; it must not change when ranks are renamed
+   * (give a rank-indexed list as r's own entry and the sorted list). Default: `vars[r]` as it is, which is right
+   * when variables name no rank.
+   */
+  readonly signature?: (s: GpuState<U>, rank: number) => Data;
+  /** What relates rank r to rank p in the protocol's state (e.g. whether r's signal reached p); refines the sort. */
+  readonly pair?: (s: GpuState<U>, rank: number, peer: number) => Data;
+}
+
 export interface GpuSystemSpec<U> {
   readonly name: string;
   readonly ranks: number;
@@ -121,4 +142,13 @@ export interface GpuSystemSpec<U> {
   readonly fairness?: import('../liveness.ts').FairnessKind | { readonly [actor: string]: import('../liveness.ts').FairnessKind };
   /** Turn kit checks off: `{ 'no-uninitialised-read': false }`. */
   readonly checks?: { readonly [P in KitProperty]?: boolean };
+  /**
+   * Ranks are interchangeable: explore one state per class of states that differ only by a renaming of ranks.
+   * `true`, or the hooks that rename ranks in the protocol's own state (`GpuSymmetry`). The kit refuses the
+   * declaration (ModelError) when ranks run different programs, when a group leaves out some rank, or when
+   * with 3 ranks or more a statement names a specific peer; the explorer samples the rest (conditions and
+   * steps that single out a rank, a rank-indexed field the hooks forget) on the first states and refuses it
+   * with an error naming the renaming that does not commute.
+   */
+  readonly symmetry?: boolean | GpuSymmetry<U>;
 }
