@@ -1,11 +1,14 @@
 /**
- * `npm run bench [-- --json] [-- --sizes 7,8]`: two-phase commit in Interleave and in SPIN (same model, same
- * state count), side by side in one run so that the ratio, not the noisy absolute speed, is what we read.
+ * `npm run bench [-- --json] [-- --sizes 7,8] [-- --workers 2] [-- --no-reductions]`: two-phase commit in
+ * Interleave (single-threaded, and with worker threads) and in SPIN (same model, same state count), side by side
+ * in one run so that the ratios, not the noisy absolute speeds, are what we read; then the reductions table
+ * (bench/reductions.ts): liveness, symmetry and partial-order reduction against the plain search.
  */
 import { parseArgs } from 'node:util';
-import { check } from '../model/index.ts';
+import { check, checkParallel } from '../model/index.ts';
 import { renderTable } from '../model/cli/table.ts';
 import { knownStateCounts, twoPhase } from '../spec/examples/two-phase.ts';
+import { REDUCTION_HEADERS, reductionCells, reductionRows } from './reductions.ts';
 import { ensureSpin, runSpin } from './spin/runSpin.ts';
 
 interface Row {
@@ -20,7 +23,12 @@ interface Row {
 }
 
 const { values } = parseArgs({
-  options: { json: { type: 'boolean' }, sizes: { type: 'string', default: '7,8' } },
+  options: {
+    json: { type: 'boolean' },
+    sizes: { type: 'string', default: '7,8' },
+    workers: { type: 'string', default: '2' },
+    'no-reductions': { type: 'boolean' },
+  },
   strict: true,
 });
 const sizes = values.sizes!.split(',').map(Number);
@@ -29,14 +37,28 @@ if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 12)) {
   process.exit(2);
 }
 
+const workers = Number(values.workers);
+if (!Number.isInteger(workers) || workers < 1) {
+  console.error(`bench: --workers expects an integer >= 1, got '${values.workers}'`);
+  process.exit(2);
+}
+const twoPhaseModule = new URL('../spec/examples/two-phase.ts', import.meta.url).href;
+
 const rows: Row[] = [];
 const spin = ensureSpin();
 if (!spin.ok) console.error(`bench: SPIN rows skipped: ${spin.message}`);
 
 for (const n of sizes) {
+  // The same search spread over worker threads, each loading the model itself (start-up included in its time).
+  // It runs first: worker heaps go when the workers end, while the single-threaded run's garbage would stay on
+  // this thread's heap (and its collector's threads) through a run after it.
+  const p = await checkParallel({ module: twoPhaseModule, export: 'twoPhase', args: [n] }, { workers });
   const r = check(twoPhase(n));
   if (r.verdict !== 'holds' || (knownStateCounts[n] !== undefined && r.stats.states !== knownStateCounts[n])) {
     throw new Error(`two-phase(${n}): ${r.verdict} with ${r.stats.states} states, expected holds with ${knownStateCounts[n]}`);
+  }
+  if (p.verdict !== 'holds' || p.stats.states !== r.stats.states) {
+    throw new Error(`two-phase(${n}) with ${workers} workers: ${p.verdict} with ${p.stats.states} states, expected holds with ${r.stats.states}`);
   }
   rows.push({
     model: 'two-phase',
@@ -47,6 +69,16 @@ for (const n of sizes) {
     statesPerSecond: r.stats.statesPerSecond,
     bytesPerState: r.stats.bytesPerState,
     memoryMB: r.stats.peakRssMB,
+  });
+  rows.push({
+    model: 'two-phase',
+    size: n,
+    tool: `interleave:workers=${workers}`,
+    states: p.stats.states,
+    seconds: p.stats.seconds,
+    statesPerSecond: p.stats.statesPerSecond,
+    bytesPerState: p.stats.bytesPerState,
+    memoryMB: p.stats.peakRssMB,
   });
   if (spin.ok) {
     const s = await runSpin(n);
@@ -63,15 +95,19 @@ for (const n of sizes) {
   }
 }
 
+// Liveness, symmetry and partial-order reduction, each against the plain search of the same model.
+const reductions = values['no-reductions'] ? [] : await reductionRows(Math.max(...sizes));
+
 if (values.json) {
-  console.log(JSON.stringify({ rows }, null, 2));
+  console.log(JSON.stringify({ rows, reductions }, null, 2));
 } else {
-  const spinRate = (n: number) => rows.find((r) => r.tool === 'spin' && r.size === n)?.statesPerSecond;
+  const rate = (tool: string, n: number) => rows.find((r) => r.tool === tool && r.size === n)?.statesPerSecond;
   console.log(
     renderTable(
-      ['model', 'size', 'tool', 'states', 'seconds', 'states/s', 'bytes/state', 'memory MB', 'vs spin'],
+      ['model', 'size', 'tool', 'states', 'seconds', 'states/s', 'bytes/state', 'memory MB', 'vs spin', 'vs interleave'],
       rows.map((r) => {
-        const base = spinRate(r.size);
+        const base = rate('spin', r.size);
+        const single = rate('interleave', r.size);
         return [
           r.model,
           r.size,
@@ -82,9 +118,15 @@ if (values.json) {
           r.bytesPerState === null ? '-' : r.bytesPerState.toFixed(1),
           r.memoryMB === null ? '-' : r.memoryMB.toFixed(0),
           base ? `${(r.statesPerSecond / base).toFixed(2)}x` : '-',
+          single && r.tool !== 'interleave' && r.tool !== 'spin' ? `${(r.statesPerSecond / single).toFixed(2)}x` : '-',
         ];
       }),
     ),
   );
   console.log('\nbytes/state: Interleave counts its visited set and trace links; SPIN its whole search memory.');
+  console.log(`vs interleave: states/s against the single-threaded row of the same size (worker start-up included).`);
+  if (reductions.length > 0) {
+    console.log(`\n${renderTable(REDUCTION_HEADERS, reductions.map(reductionCells))}`);
+    console.log('\nstate factor: states without / with; time ratio: seconds with / without (liveness: against the safety check).');
+  }
 }

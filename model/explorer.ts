@@ -10,7 +10,10 @@ import { type FairnessUnit, type StateGraph, findFairLasso } from './liveness.ts
 import { AmpleChooser, type PorPlan, declaredWrite, planPor } from './por.ts';
 import { canonicalizer, samplePermutation } from './symmetry.ts';
 import type { ActionInstance, StepLabel, System } from './system.ts';
-import { ModelError, formatLabel } from './system.ts';
+import { formatLabel } from './system.ts';
+import { badSuccessorText, checkedProperties, effectThrewText, errText, threwText, unblamedMutationText } from './faults.ts';
+
+export { errText } from './faults.ts';
 import { type Trace, buildTrace } from './trace.ts';
 
 export type Verdict = 'holds' | 'violated' | 'incomplete' | 'error';
@@ -436,10 +439,7 @@ class Search<S> {
       try {
         ok = prop(s, inst.label, t);
       } catch (e) {
-        throw new ModelFault(
-          `action property '${name}' threw on step ${formatLabel(inst.label)}: ${errText(e)}\n  from state: ${show(s as Data, 600)}`,
-          idx,
-        );
+        throw new ModelFault(threwText(`action property '${name}' on step ${formatLabel(inst.label)}`, e, s, 'from state'), idx);
       }
       if (!ok) {
         const trace = this.traceTo(idx, [inst]);
@@ -507,7 +507,7 @@ class Search<S> {
       try {
         ok = inv(s);
       } catch (e) {
-        throw new ModelFault(`invariant '${name}' threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`, idx);
+        throw new ModelFault(threwText(`invariant '${name}'`, e, s), idx);
       }
       if (!ok) {
         const trace = this.traceTo(idx, []);
@@ -520,7 +520,7 @@ class Search<S> {
       try {
         hit = goal(s);
       } catch (e) {
-        throw new ModelFault(`reachability property '${name}' threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`, idx);
+        throw new ModelFault(threwText(`reachability property '${name}'`, e, s), idx);
       }
       if (hit) this.reachedGoals.add(name);
     }
@@ -533,10 +533,7 @@ class Search<S> {
     try {
       return g(s, inst.params);
     } catch (e) {
-      throw new ModelFault(
-        `guard of action ${formatLabel(inst.label)} threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`,
-        idx,
-      );
+      throw new ModelFault(threwText(`guard of action ${formatLabel(inst.label)}`, e, s), idx);
     }
   }
 
@@ -546,18 +543,7 @@ class Search<S> {
     try {
       t = inst.action.spec.effect(s, inst.params);
     } catch (e) {
-      if (e instanceof TypeError && /read[- ]only|not extensible|Cannot (add|delete|assign|define)/i.test(e.message)) {
-        const field = /property '([^']+)'/.exec(e.message)?.[1] ?? /property (\S+)/.exec(e.message)?.[1];
-        throw new ModelFault(
-          `effect of action ${formatLabel(inst.label)} mutated its input state${field ? ` (field '${field}')` : ''}: ` +
-            `${e.message}. Return a new state instead, e.g. { ...s, field: value }.\n  on state: ${show(s as Data, 600)}`,
-          idx,
-        );
-      }
-      throw new ModelFault(
-        `effect of action ${formatLabel(inst.label)} threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`,
-        idx,
-      );
+      throw new ModelFault(effectThrewText(inst, e, s), idx);
     }
     let u = t;
     if (this.canon !== undefined && t !== undefined) {
@@ -571,10 +557,7 @@ class Search<S> {
     try {
       this.enc.encode(u, true);
     } catch (e) {
-      if (e instanceof DataError) {
-        const what = e.path === '' && t === undefined ? 'returned undefined (an effect must return the next state)' : `produced a bad field ${e.message}`;
-        throw new ModelFault(`effect of action ${formatLabel(inst.label)} ${what}\n  from state: ${show(s as Data, 600)}`, idx);
-      }
+      if (e instanceof DataError) throw new ModelFault(badSuccessorText(inst, e, t, s), idx);
       throw e;
     }
     return t;
@@ -652,14 +635,14 @@ class Search<S> {
       this.apply(inst, frozen, idx);
     }
     const s = this.enc.decode(words, start, true);
-    throw new ModelFault(`an effect or guard mutated its input state (could not tell which)\n  on state: ${show(s, 600)}`, idx);
+    throw new ModelFault(unblamedMutationText(s), idx);
   }
 
   private isTerminal(terminal: (s: S) => boolean, s: S, idx: number): boolean {
     try {
       return terminal(s);
     } catch (e) {
-      throw new ModelFault(`terminal predicate threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`, idx);
+      throw new ModelFault(threwText('terminal predicate', e, s), idx);
     }
   }
 
@@ -707,21 +690,9 @@ class Search<S> {
 
 /** Which properties a check covers: all, or the names given (each must be a property of the system). */
 function propertyFilter<S>(system: System<S>, names: readonly string[] | undefined): (name: string) => boolean {
-  if (names === undefined) return () => true;
-  const spec = system.spec;
-  const known = [
-    ...Object.keys(spec.invariants ?? {}),
-    ...Object.keys(spec.actionProperties ?? {}),
-    ...Object.keys(spec.reachable ?? {}),
-    ...Object.keys(spec.liveness ?? {}),
-    'deadlock',
-  ];
-  for (const n of names) {
-    if (!known.includes(n)) {
-      throw new ModelError(`system '${system.name}' has no property '${n}' (properties: ${known.join(', ')})`);
-    }
-  }
-  const set = new Set(names);
+  const chosen = checkedProperties(system, names);
+  if (chosen === null) return () => true;
+  const set = new Set(chosen);
   return (name) => set.has(name);
 }
 
@@ -777,6 +748,3 @@ function safeLines(f: () => readonly string[]): readonly string[] | undefined {
   }
 }
 
-export function errText(e: unknown): string {
-  return e instanceof Error ? `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}` : String(e);
-}

@@ -21,3 +21,4 @@ export { type FairnessKind, type Liveness, alwaysEventually, eventually, leadsTo
 export { type Trace, type TraceStep, buildTrace, formatTrace, traceToJson } from './trace.ts';
 export { type SimulateOptions, type SimulationResult, simulate } from './simulate.ts';
 export { type TraceEvent, type ValidateOptions, type ValidationResult, readJsonl, traceToEvents, validateEvents } from './validate/index.ts';
+export { type ModuleSource, type ParallelOptions, type ProtocolSource, type SystemSource, SourceError, checkParallel } from './parallel/coordinator.ts';

@@ -1,7 +1,10 @@
 /** `interleave check`: explores each target and prints the verdict table (or JSON). */
-import { type CheckResult, check } from '../explorer.ts';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type CheckOptions, type CheckResult, check } from '../explorer.ts';
+import { SourceError, type SystemSource, checkParallel } from '../parallel/coordinator.ts';
 import { type Expectation, formatExpectation } from '../registry.ts';
-import { ModelError } from '../system.ts';
+import { ModelError, type System } from '../system.ts';
 import { formatTrace, traceToJson } from '../trace.ts';
 import { EXIT_OK, EXIT_USAGE, EXIT_VIOLATED, UsageError } from './errors.ts';
 import { intFlag, numberFlag, parseFlags } from './options.ts';
@@ -26,6 +29,9 @@ export const checkHelp = `interleave check [TARGET...] [options]
   --property NAME     check only this property (repeatable; an invariant, step or liveness property, or deadlock)
   --liveness-only     check only the liveness properties, stuck states left to them (as --no-deadlock);
                       each variant is expected to break the liveness property it names, or to hold
+  --workers N         explore with N worker threads (default 1: the single-threaded explorer); same verdicts,
+                      counts and shortest counterexamples; liveness, symmetry and partial-order reduction
+                      stay single-threaded (the result notes it)
   --quiet             no progress on stderr`;
 
 export interface Outcome {
@@ -39,22 +45,65 @@ export interface Outcome {
 
 /** `livenessOnly`: check just the system's liveness properties, deadlocks left to them. */
 export function runTarget(target: Target, opts: Parameters<typeof check>[1], livenessOnly = false): Outcome {
-  let result: CheckResult;
   const exp = livenessOnly ? target.expectedLiveness : target.expected;
+  let result: CheckResult;
   try {
     const sys = target.build();
-    const only = livenessOnly ? { properties: Object.keys(sys.spec.liveness ?? {}), deadlock: false, liveness: true } : {};
-    result = check(sys, { ...opts, ...only });
+    result = check(sys, { ...opts, ...(livenessOnly ? livenessOnlyOptions(sys) : {}) });
   } catch (e) {
-    if (!(e instanceof ModelError)) throw e;
-    const stats = { states: 0, transitions: 0, depth: 0, seconds: 0, statesPerSecond: 0, bytesPerState: 0, peakRssMB: 0 };
-    result = { verdict: 'error', message: e.message, stats };
+    result = modelErrorResult(e);
   }
+  return outcomeOf(target, exp, result);
+}
+
+/** Only the liveness properties, stuck states left to them. */
+function livenessOnlyOptions(sys: System<unknown>): CheckOptions {
+  return { properties: Object.keys(sys.spec.liveness ?? {}), deadlock: false, liveness: true };
+}
+
+/** A malformed model is an `error` verdict naming the problem; anything else is a bug of ours and propagates. */
+function modelErrorResult(e: unknown): CheckResult {
+  if (!(e instanceof ModelError)) throw e;
+  const stats = { states: 0, transitions: 0, depth: 0, seconds: 0, statesPerSecond: 0, bytesPerState: 0, peakRssMB: 0 };
+  return { verdict: 'error', message: e.message, stats };
+}
+
+function outcomeOf(target: Target, exp: Expectation, result: CheckResult): Outcome {
   const asExpected =
     exp.verdict === 'holds'
       ? result.verdict === 'holds' && (exp.states === undefined || exp.states === result.stats.states)
       : result.verdict === 'violated' && result.property === exp.property;
   return { target, result, expected: exp, asExpected };
+}
+
+/** The source of a target: a built-in protocol's variant, or the model file named on the command line. */
+function targetSource(raw: string | undefined, target: Target, config: string | undefined): SystemSource {
+  const cfg = config !== undefined ? { config } : {};
+  // As resolveTarget tells a model file from a protocol name.
+  const isPath = raw !== undefined && (/\.(m?ts|m?js)(:[^/\\]*)?$/.test(raw) || raw.includes('/') || raw.startsWith('.'));
+  if (raw === undefined || !isPath) return { protocol: target.protocol, variant: target.variant, ...cfg };
+  const file = /^(.*\.(?:m?ts|m?js)):[^/\\]+$/.exec(raw)?.[1] ?? raw;
+  return { module: pathToFileURL(resolve(file)).href, variant: target.variant, ...cfg };
+}
+
+/** `--workers N`: the check spread over N worker threads, each loading the target from its source. */
+export async function runTargetParallel(
+  target: Target,
+  source: SystemSource,
+  opts: CheckOptions,
+  workers: number,
+  livenessOnly = false,
+): Promise<Outcome> {
+  const exp = livenessOnly ? target.expectedLiveness : target.expected;
+  let result: CheckResult;
+  try {
+    const o = livenessOnly ? { ...opts, ...livenessOnlyOptions(target.build()) } : opts;
+    result = await checkParallel(source, { ...o, workers });
+  } catch (e) {
+    if (e instanceof SourceError) throw new UsageError(e.message);
+    result = modelErrorResult(e);
+  }
+  return outcomeOf(target, exp, result);
 }
 
 export async function checkCommand(argv: string[]): Promise<number> {
@@ -74,7 +123,9 @@ export async function checkCommand(argv: string[]): Promise<number> {
     'no-por': { type: 'boolean' },
     property: { type: 'string', multiple: true },
     'liveness-only': { type: 'boolean' },
+    workers: { type: 'string' },
   });
+  const workers = intFlag('workers', values.workers) ?? 1;
   const livenessOnly = Boolean(values['liveness-only']);
   if (livenessOnly && (values['no-liveness'] || values.property)) {
     throw new UsageError(`check: --liveness-only cannot be combined with ${values['no-liveness'] ? '--no-liveness' : '--property'}`);
@@ -86,16 +137,24 @@ export async function checkCommand(argv: string[]): Promise<number> {
     maxMemoryMB: intFlag('max-memory', values['max-memory']),
   };
   const targets: Target[] = [];
+  /** Where each target comes from, for worker threads to load it themselves (--workers). */
+  const sources: SystemSource[] = [];
   if (positionals.length === 0) {
     for (const p of await allBuiltins()) targets.push(...protocolTargets(p, undefined, values.config));
+    for (const t of targets) sources.push(targetSource(undefined, t, values.config));
   } else {
-    for (const t of positionals) targets.push(...(await resolveTarget(t, values.config)));
+    for (const raw of positionals) {
+      for (const t of await resolveTarget(raw, values.config)) {
+        targets.push(t);
+        sources.push(targetSource(raw, t, values.config));
+      }
+    }
   }
 
   const outcomes: Outcome[] = [];
-  for (const target of targets) {
+  for (const [i, target] of targets.entries()) {
     const progress = progressReporter(`${target.protocol}:${target.variant}`, !values.quiet);
-    const outcome = runTarget(target, {
+    const opts: CheckOptions = {
       ...(limits.maxStates !== undefined ? { maxStates: limits.maxStates } : {}),
       ...(limits.maxDepth !== undefined ? { maxDepth: limits.maxDepth } : {}),
       ...(limits.timeLimit !== undefined ? { timeLimit: limits.timeLimit } : {}),
@@ -106,7 +165,9 @@ export async function checkCommand(argv: string[]): Promise<number> {
       ...(values['no-por'] ? { por: false } : {}),
       ...(values.property ? { properties: values.property } : {}),
       onProgress: progress.tick,
-    }, livenessOnly);
+    };
+    const outcome =
+      workers > 1 ? await runTargetParallel(target, sources[i], opts, workers, livenessOnly) : runTarget(target, opts, livenessOnly);
     progress.done();
     outcomes.push(outcome);
   }

@@ -1,0 +1,56 @@
+/**
+ * What the engines say when a model misbehaves (a guard, effect or property that throws, an effect that mutates
+ * its input or returns non-data), and which properties a check covers: one wording for the single-threaded
+ * explorer and the parallel workers, so a model error reads the same whichever found it.
+ */
+import { type Data, type DataError, show } from './data.ts';
+import type { ActionInstance, System } from './system.ts';
+import { ModelError, formatLabel } from './system.ts';
+
+export function errText(e: unknown): string {
+  return e instanceof Error ? `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}` : String(e);
+}
+
+/** `<what> threw: <error>` and the state it was given. */
+export function threwText(what: string, e: unknown, s: unknown, where: 'on state' | 'from state' = 'on state'): string {
+  return `${what} threw: ${errText(e)}\n  ${where}: ${show(s as Data, 600)}`;
+}
+
+/** An effect threw: a TypeError from a frozen state means it tried to mutate its input. */
+export function effectThrewText(inst: ActionInstance<any>, e: unknown, s: unknown): string {
+  if (e instanceof TypeError && /read[- ]only|not extensible|Cannot (add|delete|assign|define)/i.test(e.message)) {
+    const field = /property '([^']+)'/.exec(e.message)?.[1] ?? /property (\S+)/.exec(e.message)?.[1];
+    return (
+      `effect of action ${formatLabel(inst.label)} mutated its input state${field ? ` (field '${field}')` : ''}: ` +
+      `${e.message}. Return a new state instead, e.g. { ...s, field: value }.\n  on state: ${show(s as Data, 600)}`
+    );
+  }
+  return threwText(`effect of action ${formatLabel(inst.label)}`, e, s);
+}
+
+/** An effect returned something that is not a state (undefined, a function, NaN, a cycle ...). */
+export function badSuccessorText(inst: ActionInstance<any>, e: DataError, t: unknown, s: unknown): string {
+  const what = e.path === '' && t === undefined ? 'returned undefined (an effect must return the next state)' : `produced a bad field ${e.message}`;
+  return `effect of action ${formatLabel(inst.label)} ${what}\n  from state: ${show(s as Data, 600)}`;
+}
+
+export function unblamedMutationText(s: unknown): string {
+  return `an effect or guard mutated its input state (could not tell which)\n  on state: ${show(s as Data, 600)}`;
+}
+
+/** The property names a check covers (null: all), refusing a name the system does not have. */
+export function checkedProperties(system: System<any>, names: readonly string[] | undefined): readonly string[] | null {
+  if (names === undefined) return null;
+  const spec = system.spec;
+  const known = [
+    ...Object.keys(spec.invariants ?? {}),
+    ...Object.keys(spec.actionProperties ?? {}),
+    ...Object.keys(spec.reachable ?? {}),
+    ...Object.keys(spec.liveness ?? {}),
+    'deadlock',
+  ];
+  for (const n of names) {
+    if (!known.includes(n)) throw new ModelError(`system '${system.name}' has no property '${n}' (properties: ${known.join(', ')})`);
+  }
+  return [...names];
+}

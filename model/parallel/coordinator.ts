@@ -1,0 +1,410 @@
+/**
+ * `checkParallel`: the explorer's breadth-first search spread over worker threads, with the single-threaded
+ * `check`'s results: the same verdict, property, state and transition counts, and the same (shortest)
+ * counterexample. The scheme is described in protocol.ts; this side runs the level loop, keeps the least
+ * event, and rebuilds a counterexample from the owners' parent links with `replay`.
+ *
+ * Liveness (it needs the whole state graph in one place), symmetry reduction and partial-order reduction are
+ * not spread: a system that declares one of them (with the option on) is checked by the single-threaded
+ * explorer, and the result says so. So is a model that fails in the workers but not in one thread (its steps
+ * keep state of their own in the thread that runs them, as the GPU kit's queue-item registry does).
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { type CheckOptions, type CheckResult, type Stats, check, replay } from '../explorer.ts';
+import { checkedProperties, errText } from '../faults.ts';
+import { planPor } from '../por.ts';
+import { ModelError, type System } from '../system.ts';
+import { CTRL_NEXT, CTRL_STOP_ALL, CTRL_STOP_EXPAND, type FoundEvent, type FromWorker, NO_PARENT, type Parcel, type ToWorker } from './protocol.ts';
+import { SourceError, type SystemSource, loadSystem } from './source.ts';
+import { SharedStrings } from './strings.ts';
+
+export type { ModuleSource, ProtocolSource, SystemSource } from './source.ts';
+
+export interface ParallelOptions extends CheckOptions {
+  /** Worker threads (default: the machine's available parallelism). 1 runs the same scheme in one worker. */
+  readonly workers?: number;
+}
+
+/** Most workers a search takes (parent links name the worker in one byte). */
+const MAX_WORKERS = 64;
+/** Young generation of each worker (three semi-spaces of 64 MB). */
+const YOUNG_GENERATION_MB = 192;
+
+/**
+ * Checks the system `source` names with `workers` worker threads, each of which loads the system itself.
+ * Rejects (never hangs) when a worker cannot load the source or dies.
+ */
+export async function checkParallel(source: SystemSource, options: ParallelOptions = {}): Promise<CheckResult> {
+  const { workers: requested, ...opts } = options;
+  const workers = requested ?? Math.max(1, Math.min(availableParallelism(), MAX_WORKERS));
+  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
+    throw new RangeError(`checkParallel: workers must be an integer from 1 to ${MAX_WORKERS}, got ${workers}`);
+  }
+  const started = performance.now();
+  const system = (await loadSystem(source)) as System<unknown>;
+  const properties = checkedProperties(system, opts.properties);
+  const wanted = (name: string) => properties === null || properties.includes(name);
+  const liveness = Object.keys(system.spec.liveness ?? {}).filter(wanted);
+  const por = opts.por === false ? undefined : planPor(system);
+  const why =
+    liveness.length > 0 && opts.liveness !== false
+      ? 'liveness needs the whole state graph in one thread'
+      : system.spec.symmetry && opts.symmetry !== false
+        ? 'symmetry reduction is not spread over workers'
+        : por !== undefined && 'plan' in por
+          ? 'partial-order reduction is not spread over workers'
+          : undefined;
+  if (why !== undefined) {
+    const r = check(system, opts);
+    return { ...r, notes: [...(r.notes ?? []), `parallel: not used (${why}): checked by the single-threaded explorer`] };
+  }
+  // The explorer's note when the model declares reads/writes that do not add up to a reduction.
+  const notes = por !== undefined && 'off' in por && por.off !== 'no action declares reads and writes' ? [`partial-order reduction is off: ${por.off}`] : [];
+  const r = await new Coordinator(system, source, workers, opts, properties, started, notes).run();
+  if (r.verdict !== 'error') return r;
+  // A model may keep state of its own in the thread that runs it (a cache its steps fill as they go), so
+  // that a state made in one worker fails in another: the single-threaded explorer has the last word.
+  const single = check(system, opts);
+  if (single.verdict === 'error' && single.message === r.message) return r;
+  const first = (r.message ?? '').split('\n')[0];
+  const note =
+    `parallel: not used: the model failed when its states moved between worker threads (${first}) but not in one ` +
+    'thread, so its steps depend on something kept in the thread that runs them: checked by the single-threaded explorer';
+  return { ...single, notes: [...(single.notes ?? []), note] };
+}
+
+type Reply<T extends FromWorker['type']> = Extract<FromWorker, { type: T }>;
+
+/** One worker thread and the replies it owes, in the order asked. */
+class Peer {
+  private readonly waiting: { resolve: (m: FromWorker) => void; reject: (e: Error) => void }[] = [];
+  closing = false;
+  failure: Error | undefined;
+
+  constructor(
+    readonly index: number,
+    readonly worker: Worker,
+    private readonly onFailure: (e: Error) => void,
+  ) {
+    worker.on('message', (m: FromWorker) => {
+      if (m.type === 'crash') {
+        this.fail(new Error(`parallel search: worker ${index} failed: ${m.message}`));
+        return;
+      }
+      this.waiting.shift()?.resolve(m);
+    });
+    worker.on('error', (e) => this.fail(new Error(`parallel search: worker ${index} failed: ${errText(e)}`)));
+    worker.on('exit', (code) => {
+      if (!this.closing) this.fail(new Error(`parallel search: worker ${index} exited unexpectedly (exit code ${code})`));
+    });
+  }
+
+  fail(e: Error): void {
+    if (this.failure) return;
+    this.failure = e;
+    for (const w of this.waiting.splice(0)) w.reject(e);
+    this.onFailure(e);
+  }
+
+  reject(e: Error): void {
+    for (const w of this.waiting.splice(0)) w.reject(e);
+  }
+
+  ask<T extends FromWorker['type']>(type: T, msg: ToWorker, transfer: ArrayBuffer[] = []): Promise<Reply<T>> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<FromWorker>((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.worker.postMessage(msg, transfer);
+    }).then((m) => {
+      if (m.type === 'failed') throw new SourceError(`parallel search: worker ${this.index} could not load the system: ${m.message}`);
+      if (m.type !== type) throw new Error(`parallel search: worker ${this.index} answered '${m.type}' where '${type}' was due`);
+      return m as Reply<T>;
+    });
+  }
+}
+
+class Coordinator {
+  private readonly peers: Peer[] = [];
+  private failure: Error | undefined;
+  private readonly progress = new SharedArrayBuffer(8 * MAX_WORKERS);
+  private readonly control = new Int32Array(new SharedArrayBuffer(4 * 4));
+  private peakRss = process.memoryUsage.rss();
+  private readonly bytes: number[];
+  /** States found in each level, and transitions taken from each. */
+  private readonly levelStates: number[] = [];
+  private readonly levelTransitions: number[] = [];
+  private depth = 0;
+  private timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    private readonly system: System<unknown>,
+    private readonly source: SystemSource,
+    private readonly workers: number,
+    private readonly opts: CheckOptions,
+    private readonly properties: readonly string[] | null,
+    private readonly started: number,
+    private readonly extraNotes: readonly string[],
+  ) {
+    this.bytes = new Array<number>(workers).fill(0);
+  }
+
+  async run(): Promise<CheckResult> {
+    const strings = SharedStrings.create();
+    const timeLimit = this.opts.timeLimit;
+    try {
+      for (let i = 0; i < this.workers; i++) {
+        const worker = new Worker(new URL('./bootstrap.mjs', import.meta.url), {
+          // The young generation `npm run check` gives the main thread (--max-semi-space-size=64): effects allocate
+          // a new state per transition, and a small nursery spends the search in scavenges.
+          resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
+        });
+        this.peers.push(
+          new Peer(i, worker, (e) => {
+            // One worker down: every other reply is void too.
+            this.failure ??= e;
+            for (const p of this.peers) p.reject(e);
+          }),
+        );
+      }
+      await this.all('ready', (p) => ({
+        type: 'init',
+        source: this.source,
+        index: p.index,
+        workers: this.workers,
+        strings: strings.buffer,
+        progress: this.progress,
+        control: this.control.buffer as SharedArrayBuffer,
+        options: {
+          deadlock: this.opts.deadlock !== false && (this.properties === null || this.properties.includes('deadlock')),
+          properties: this.properties,
+          deadline: timeLimit !== undefined ? Date.now() - (performance.now() - this.started) + timeLimit * 1000 : null,
+          maxMemoryMB: this.opts.maxMemoryMB ?? null,
+        },
+      }));
+      if (this.opts.onProgress) {
+        const onProgress = this.opts.onProgress;
+        this.timer = setInterval(() => onProgress(this.stats(this.statesSoFar(), this.transitionsSoFar(), this.depth)), 1000);
+        this.timer.unref?.();
+      }
+      const first = await this.all('frontier', () => ({ type: 'inits' }));
+      return await this.search(first);
+    } finally {
+      if (this.timer) clearInterval(this.timer);
+      for (const p of this.peers) p.closing = true;
+      await Promise.all(this.peers.map((p) => p.worker.terminate().catch(() => 0)));
+    }
+  }
+
+  /** Asks every worker, and waits for all the replies (or the first failure). */
+  private all<T extends FromWorker['type']>(
+    type: T,
+    msg: (p: Peer) => ToWorker,
+    transfer: (p: Peer) => ArrayBuffer[] = () => [],
+  ): Promise<Reply<T>[]> {
+    if (this.failure) return Promise.reject(this.failure);
+    return Promise.all(this.peers.map((p) => p.ask(type, msg(p), transfer(p))));
+  }
+
+  private async search(frontier: Reply<'frontier'>[]): Promise<CheckResult> {
+    const maxStates = this.opts.maxStates ?? Infinity;
+    const maxDepth = this.opts.maxDepth ?? Infinity;
+    const reached = new Set<string>();
+    /** The least event met while expanding the previous level (in that level's order), if any. */
+    let pending: FoundEvent | null = null;
+    let level = 0;
+    this.levelStates.push(sum(frontier.map((f) => f.frontier.count)));
+    this.noteBytes(frontier);
+    for (;;) {
+      const count = this.levelStates[level];
+      const before = this.statesThrough(level - 1);
+      const limitRank = level >= 1 && before + count >= maxStates ? Math.max(0, maxStates - before - 1) : -1;
+      const expand = pending === null && limitRank < 0 && level < maxDepth;
+      Atomics.store(this.control, CTRL_NEXT, 0);
+      Atomics.store(this.control, CTRL_STOP_ALL, 0x7fffffff);
+      Atomics.store(this.control, CTRL_STOP_EXPAND, 0x7fffffff);
+      const frontiers = frontier.map((f) => f.frontier);
+      const passed = await this.all('passed', () => ({
+        type: 'pass',
+        level,
+        frontiers,
+        expand,
+        keyBound: pending !== null ? pending.key : Infinity,
+        maxRank: limitRank >= 0 ? limitRank : Infinity,
+        limitRank,
+        reached: [...reached],
+      }));
+      for (const r of passed) {
+        this.peakRss = Math.max(this.peakRss, r.rss);
+        for (const g of r.reached) reached.add(g);
+      }
+      const stop = passed.find((r) => r.stop !== null)?.stop;
+      if (stop) {
+        const stats = this.stats(this.statesThrough(level), this.transitionsThrough(level - 1) + sum(passed.map((r) => r.transitions)), level);
+        const rss = process.memoryUsage.rss();
+        const reason =
+          stop === 'time'
+            ? `time limit ${this.opts.timeLimit} s reached`
+            : `memory limit ${this.opts.maxMemoryMB} MB reached (resident ${Math.round(Math.max(rss, this.peakRss) / (1 << 20))} MB)`;
+        return { verdict: 'incomplete', reason, notes: this.notes(), stats };
+      }
+      // The states of this level were found while expanding the previous one: their checks come first.
+      const first = least([pending, ...passed.map((r) => r.inv)]);
+      if (first) return this.finish(first, level - 1);
+      if (level >= maxDepth) {
+        const stats = this.stats(this.statesThrough(level), this.transitionsThrough(level - 1), level);
+        return { verdict: 'incomplete', reason: `depth limit ${maxDepth} reached with ${count} states still to expand`, notes: this.notes(), stats };
+      }
+      pending = least(passed.map((r) => r.exp));
+      this.levelTransitions.push(sum(passed.map((r) => r.transitions)));
+      const parcels = passed.flatMap((r) => r.parcels);
+      const incoming = (p: Peer) => parcels.filter((x) => x.owner === p.index).sort((a, b) => a.sender - b.sender);
+      frontier = await this.all(
+        'frontier',
+        (p) => ({ type: 'dedupe', incoming: incoming(p) }),
+        (p) => incoming(p).map((x: Parcel) => x.buffer),
+      );
+      this.noteBytes(frontier);
+      const next = sum(frontier.map((f) => f.frontier.count));
+      if (next === 0) {
+        if (pending !== null) return this.finish(pending, level);
+        break;
+      }
+      this.levelStates.push(next);
+      level++;
+      this.depth = level;
+    }
+
+    const states = this.statesThrough(level);
+    const stats = this.stats(states, this.transitionsThrough(level), level);
+    for (const name of Object.keys(this.system.spec.reachable ?? {})) {
+      if (this.properties !== null && !this.properties.includes(name)) continue;
+      if (!reached.has(name)) {
+        return {
+          verdict: 'violated',
+          property: name,
+          propertyKind: 'reachability',
+          message: `no reachable state satisfies '${name}' (all ${states} states explored)`,
+          notes: this.notes(),
+          stats,
+        };
+      }
+    }
+    return { verdict: 'holds', notes: this.notes(), stats };
+  }
+
+  /** The result for the search's first event, met while expanding level `level` (-1: among the initial states). */
+  private async finish(e: FoundEvent, level: number): Promise<CheckResult> {
+    const counts = await this.all('counted', () => ({ type: 'count', key: e.key, level }));
+    const states = this.statesThrough(level) + sum(counts.map((c) => c.states));
+    const transitions = this.transitionsThrough(level - 1) + sum(counts.map((c) => c.transitions));
+    const stats = this.stats(states, transitions, Math.max(level, 0));
+    if (e.kind === 'limit') return { verdict: 'incomplete', reason: `state limit ${this.opts.maxStates} reached`, notes: this.notes(), stats };
+    if (e.kind === 'error') return { verdict: 'error', message: e.message, notes: this.notes(), stats };
+    const trace = await this.traceTo(e.worker, e.state, e.extra);
+    const result: CheckResult = {
+      verdict: 'violated',
+      property: e.property,
+      propertyKind: e.propertyKind,
+      message: e.message,
+      trace,
+      notes: this.notes(),
+      stats: { ...stats, depth: Math.max(stats.depth, trace.steps.length) },
+    };
+    const explain = this.system.spec.explainStuck;
+    if (e.propertyKind === 'deadlock' && explain) {
+      const last = trace.steps.length > 0 ? trace.steps[trace.steps.length - 1].state : trace.initial;
+      let stuck: readonly string[];
+      try {
+        stuck = explain(last);
+      } catch (err) {
+        stuck = [`(explainStuck threw: ${errText(err)})`];
+      }
+      return { ...result, stuck };
+    }
+    return result;
+  }
+
+  /** Follows parent links from owner to owner back to an initial state, then replays the path. */
+  private async traceTo(worker: number, state: number, extra: number) {
+    const ids: number[] = [];
+    let w = worker;
+    let s = state;
+    let init: number;
+    for (;;) {
+      const link = await this.peers[w].ask('link', { type: 'link', state: s });
+      if (link.parentState === NO_PARENT) {
+        init = link.via;
+        break;
+      }
+      ids.push(link.via);
+      w = link.parentWorker;
+      s = link.parentState;
+    }
+    ids.reverse();
+    if (extra >= 0) ids.push(extra);
+    return replay(this.system.inits[init], ids.map((id) => this.system.instances[id]));
+  }
+
+  private statesThrough(level: number): number {
+    let n = 0;
+    for (let l = 0; l <= level && l < this.levelStates.length; l++) n += this.levelStates[l];
+    return n;
+  }
+
+  private transitionsThrough(level: number): number {
+    let n = 0;
+    for (let l = 0; l <= level && l < this.levelTransitions.length; l++) n += this.levelTransitions[l];
+    return n;
+  }
+
+  private statesSoFar(): number {
+    return sum(this.levelStates);
+  }
+
+  private transitionsSoFar(): number {
+    const t = new Float64Array(this.progress);
+    let n = 0;
+    for (let i = 0; i < this.workers; i++) n += t[i];
+    return n;
+  }
+
+  private noteBytes(frontier: Reply<'frontier'>[]): void {
+    frontier.forEach((f, i) => (this.bytes[i] = f.bytes));
+    this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
+  }
+
+  private notes(): string[] {
+    return [...this.extraNotes, `parallel: ${this.workers} worker${this.workers === 1 ? '' : 's'}`];
+  }
+
+  private stats(states: number, transitions: number, depth: number): Stats {
+    const seconds = (performance.now() - this.started) / 1000;
+    this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
+    const bytes = sum(this.bytes);
+    return {
+      states,
+      transitions,
+      depth,
+      seconds,
+      statesPerSecond: seconds > 0 ? states / seconds : 0,
+      bytesPerState: states > 0 ? bytes / states : 0,
+      peakRssMB: this.peakRss / (1 << 20),
+    };
+  }
+}
+
+function sum(xs: readonly number[]): number {
+  let n = 0;
+  for (const x of xs) n += x;
+  return n;
+}
+
+/** The event with the least key (keys of one level's order are unique across workers). */
+function least(events: readonly (FoundEvent | null)[]): FoundEvent | null {
+  let best: FoundEvent | null = null;
+  for (const e of events) if (e !== null && (best === null || e.key < best.key)) best = e;
+  return best;
+}
+
+export { SourceError };
