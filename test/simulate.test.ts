@@ -4,10 +4,11 @@
  * finds (invariant, step property, deadlock) simulation finds too, within SIM_RUNS walks of SIM_DEPTH steps.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { simulateCommand } from '../model/cli/simulate.ts';
+import { simulateCommand, simulationAsExpected } from '../model/cli/simulate.ts';
+import type { Target } from '../model/cli/targets.ts';
 import { check } from '../model/explorer.ts';
 import type { Protocol } from '../model/registry.ts';
-import { type SwarmConfig, reachableStates, simulate, stateKey } from '../model/simulate.ts';
+import { type SimulationResult, type SwarmConfig, reachableStates, simulate, stateKey } from '../model/simulate.ts';
 import { type System, actionsOf, defineSystem } from '../model/system.ts';
 import dining from '../spec/examples/dining-philosophers.ts';
 import peterson from '../spec/examples/peterson.ts';
@@ -316,5 +317,26 @@ describe('interleave simulate (command)', () => {
     await expect(run('spec/examples/peterson.ts', '--seed', 'x')).rejects.toThrow(/--seed expects an integer/);
     await expect(run('spec/examples/peterson.ts', '--path', 'a:b')).rejects.toThrow(/--path expects a fast-check path/);
     await expect(run('spec/examples/peterson.ts', '--path', '1:2')).rejects.toThrow(/name exactly one target/);
+  });
+});
+
+describe('simulate CLI expectations', () => {
+  const target = (expectLiveness: boolean): Target => ({
+    protocol: 'p',
+    variant: 'v',
+    summary: '',
+    expected: { verdict: 'violated', property: 'same-step' },
+    expectedLiveness: expectLiveness ? { verdict: 'violated', property: 'no-rank-waits-forever' } : { verdict: 'holds' },
+    build: () => {
+      throw new Error('not built');
+    },
+  });
+  const found = (property: string) => ({ verdict: 'violated', property }) as unknown as SimulationResult;
+
+  it('a deadlock counts as the expected bug only for a variant that declares it hangs', () => {
+    expect(simulationAsExpected(target(false), found('same-step'), [])).toBe(true);
+    expect(simulationAsExpected(target(false), found('deadlock'), [])).toBe(false);
+    expect(simulationAsExpected(target(true), found('deadlock'), [])).toBe(true);
+    expect(simulationAsExpected(target(true), found('other-invariant'), [])).toBe(false);
   });
 });
