@@ -4,17 +4,8 @@
  */
 import { numel, type Tensor } from './tensor.ts';
 
-/** mulberry32: tiny, fast, good enough for test data. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator (mulberry32): the same seed gives the same inputs here and in the GPU harness. */
+export { mulberry32 as rng } from '../model/random.ts';
 
 /** Uniform in [-scale, scale), already representable in float32. */
 export function randomTensor(next: () => number, shape: readonly number[], scale = 1): Tensor {

@@ -21,7 +21,9 @@
  */
 import fc from 'fast-check';
 import { type Data, DataError, Encoder, deepFreeze, show } from './data.ts';
-import { type PropertyKind, errText, replay } from './explorer.ts';
+import { type PropertyKind, replay } from './explorer.ts';
+import { effectThrewText, errText, threwText } from './faults.ts';
+import { mulberry32 } from './random.ts';
 import type { ActionInstance, StepLabel, System } from './system.ts';
 import { formatLabel } from './system.ts';
 import type { Trace } from './trace.ts';
@@ -236,18 +238,6 @@ export function simulate<S>(system: System<S>, options: SimulateOptions<S> = {})
   };
 }
 
-/** A 32-bit PRNG (mulberry32): the swarm configuration of a walk is a function of its configuration seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A swarm configuration compiled for one system: the weight of each instance, and whether it pauses its actor. */
 interface Bias {
   readonly config: SwarmConfig;
@@ -315,7 +305,7 @@ class Walker<S> {
   bias(cfgSeed: number): Bias | undefined {
     const t = swarmTuning;
     if (cfgSeed < t.uniformShare * CFG_RANGE) return undefined;
-    const rnd = prng(cfgSeed);
+    const rnd = mulberry32(cfgSeed); // the swarm configuration is a function of the walk's configuration seed
     const slowsActors = rnd() < t.actorShare;
     const slowed = new Set(slowsActors ? this.actorNames.filter(() => rnd() < t.pActor) : []);
     const pauseAfter = new Set(this.actionNames.filter(() => rnd() < t.pName));
@@ -366,7 +356,7 @@ class Walker<S> {
           try {
             ok = prop(s, inst.label, t);
           } catch (e) {
-            throw new WalkFault(`action property '${name}' threw on step ${formatLabel(inst.label)}: ${errText(e)}\n  from state: ${show(s as Data, 600)}`);
+            throw new WalkFault(threwText(`action property '${name}' on step ${formatLabel(inst.label)}`, e, s, 'from state'));
           }
           if (!ok) {
             return {
@@ -491,7 +481,7 @@ class Walker<S> {
       try {
         ok = inv(s);
       } catch (e) {
-        throw new WalkFault(`invariant '${name}' threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`);
+        throw new WalkFault(threwText(`invariant '${name}'`, e, s));
       }
       if (!ok) return { kind: 'invariant', property: name, message: `invariant '${name}' is violated` };
     }
@@ -501,7 +491,7 @@ class Walker<S> {
       try {
         hit = goal(s);
       } catch (e) {
-        throw new WalkFault(`reachability property '${name}' threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`);
+        throw new WalkFault(threwText(`reachability property '${name}'`, e, s));
       }
       if (hit) this.reached.add(name);
     }
@@ -526,7 +516,7 @@ class Walker<S> {
     try {
       return g(s, inst.params);
     } catch (e) {
-      throw new WalkFault(`guard of action ${formatLabel(inst.label)} threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`);
+      throw new WalkFault(threwText(`guard of action ${formatLabel(inst.label)}`, e, s));
     }
   }
 
@@ -535,14 +525,7 @@ class Walker<S> {
     try {
       t = inst.action.spec.effect(s, inst.params);
     } catch (e) {
-      if (e instanceof TypeError && /read[- ]only|not extensible|Cannot (add|delete|assign|define)/i.test(e.message)) {
-        const field = /property '([^']+)'/.exec(e.message)?.[1];
-        throw new WalkFault(
-          `effect of action ${formatLabel(inst.label)} mutated its input state${field ? ` (field '${field}')` : ''}: ${e.message}. ` +
-            `Return a new state instead, e.g. { ...s, field: value }.\n  on state: ${show(s as Data, 600)}`,
-        );
-      }
-      throw new WalkFault(`effect of action ${formatLabel(inst.label)} threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`);
+      throw new WalkFault(effectThrewText(inst, e, s));
     }
     if (t === undefined) {
       throw new WalkFault(`effect of action ${formatLabel(inst.label)} returned undefined (an effect must return the next state)`);
@@ -558,7 +541,7 @@ class Walker<S> {
     try {
       return terminal(s);
     } catch (e) {
-      throw new WalkFault(`terminal predicate threw: ${errText(e)}\n  on state: ${show(s as Data, 600)}`);
+      throw new WalkFault(threwText('terminal predicate', e, s));
     }
   }
 
