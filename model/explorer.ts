@@ -1,13 +1,15 @@
 /**
  * The explicit-state explorer: breadth-first, so the first violation found is at the least depth and its
  * trace is a shortest counterexample. Visited states are 64-bit fingerprints; each state keeps a parent index
- * and the action instance that reached it (4 + 4 bytes), and a trace is rebuilt by replaying those actions
+ * (a delta, about a byte) and the action instance that reached it (1 or 2 bytes), and a trace is rebuilt by replaying those actions
  * from the initial state. The queue holds one BFS level at a time as packed word encodings.
  */
 import { type Data, DataError, Encoder, diff, show } from './data.ts';
-import { ChunkedColumn, FingerprintSet, U32Column, U8Column, hashWords } from './fingerprints.ts';
+import { ChunkedColumn, FingerprintSet, NO_PARENT, ParentColumn, U32Column, U8Column, hashWords } from './fingerprints.ts';
 import { type FairnessUnit, type StateGraph, findFairLasso } from './liveness.ts';
 import { AmpleChooser, type PorPlan, declaredWrite, planPor } from './por.ts';
+import { checkPacked, packedUnfit } from './packed-explorer.ts';
+import { packedOf } from './packed.ts';
 import { canonicalizer, samplePermutation } from './symmetry.ts';
 import type { ActionInstance, StepLabel, System } from './system.ts';
 import { formatLabel } from './system.ts';
@@ -42,6 +44,11 @@ export interface CheckOptions {
    * `deadlock`), e.g. one liveness property on its own. Default: all of them.
    */
   readonly properties?: readonly string[];
+  /**
+   * Set false to run a packed system (definePackedSystem) through the generic explorer, over plain states:
+   * the cross-check for the fast path, which must give the same verdict, state count and trace.
+   */
+  readonly packed?: boolean;
   /** Called about once a second while the search runs. */
   readonly onProgress?: (stats: Stats) => void;
 }
@@ -74,7 +81,6 @@ export interface CheckResult {
   readonly stats: Stats;
 }
 
-const NO_PARENT = 0xffffffff;
 /** Under symmetry, the first states expanded are used to check that properties and steps are symmetric. */
 const SYMMETRY_SAMPLES = 200;
 /** Under partial-order reduction, the steps from the first states expanded are audited against their `writes`. */
@@ -126,6 +132,8 @@ class Level {
 }
 
 export function check<S>(system: System<S>, options: CheckOptions = {}): CheckResult {
+  const packed = packedOf(system);
+  if (packed !== undefined && packedUnfit(system, options) === undefined) return checkPacked(system, packed, options);
   return new Search(system, options).run();
 }
 
@@ -146,8 +154,8 @@ class Search<S> {
   /** The state `apply` stored (its representative under symmetry). */
   private stored!: S;
   private readonly notes: string[] = [];
-  /** Per state: the parent's index (4 bytes), and the action instance (or initial state) that reached it (1-2 bytes). */
-  private readonly parent = ChunkedColumn.forValuesBelow(2 ** 32);
+  /** Per state: the parent's index (about 1 byte, as a delta), and the action instance (or initial state) that reached it (1-2 bytes). */
+  private readonly parent = new ParentColumn();
   private readonly via: ChunkedColumn;
   private readonly fp = new Uint32Array(2);
   private transitions = 0;
@@ -689,7 +697,7 @@ class Search<S> {
 }
 
 /** Which properties a check covers: all, or the names given (each must be a property of the system). */
-function propertyFilter<S>(system: System<S>, names: readonly string[] | undefined): (name: string) => boolean {
+export function propertyFilter<S>(system: System<S>, names: readonly string[] | undefined): (name: string) => boolean {
   const chosen = checkedProperties(system, names);
   if (chosen === null) return () => true;
   const set = new Set(chosen);

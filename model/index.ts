@@ -14,6 +14,19 @@ export {
   defineSystem,
   formatLabel,
 } from './system.ts';
+export {
+  type ArrayReader,
+  type ArrayWriter,
+  type Draft,
+  type Field,
+  type Layout,
+  type Plain,
+  type Reader,
+  LayoutValueError,
+  defineLayout,
+  field,
+} from './layout.ts';
+export { type PackedAction, type PackedActionSpec, type PackedSystem, type PackedSystemSpec, definePackedSystem, packedActionsOf } from './packed.ts';
 export { type Expectation, type Protocol, type Variant, defineProtocol } from './registry.ts';
 export { type CheckOptions, type CheckResult, type PropertyKind, type Stats, type Verdict, check, replay } from './explorer.ts';
 export { type Symmetry, canonicalizer } from './symmetry.ts';

@@ -1,7 +1,7 @@
 /** The visited set and the per-state columns: exact membership through growth, and the bytes they cost. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ChunkedColumn, FingerprintSet } from '../model/fingerprints.ts';
+import { ChunkedColumn, DeltaColumn, FingerprintSet, NO_PARENT, ParentColumn } from '../model/fingerprints.ts';
 
 describe('FingerprintSet', () => {
   it('agrees with a Set on random fingerprints, through many growths, (0, 0) included', () => {
@@ -22,13 +22,13 @@ describe('FingerprintSet', () => {
     );
   });
 
-  it('stays between 76% and 92% full once grown: at most 10.6 bytes a fingerprint', () => {
+  it('stays between 59% and 80% full once grown: at most 13.6 bytes a fingerprint', () => {
     const set = new FingerprintSet(1024);
     let x = 12345;
     for (let n = 1; n <= 300_000; n++) {
       x = (Math.imul(x, 1103515245) + 12345) >>> 0;
       set.add(x, n);
-      if (n > 2000 && n % 997 === 0) expect(set.bytes / set.size).toBeLessThanOrEqual(10.6);
+      if (n > 2000 && n % 997 === 0) expect(set.bytes / set.size).toBeLessThanOrEqual(13.6);
     }
   });
 
@@ -49,5 +49,37 @@ describe('ChunkedColumn', () => {
       expect(c.length).toBe(n);
       expect(c.bytes).toBe(Math.ceil(n / 4096) * 4096 * width);
     }
+  });
+});
+
+describe('DeltaColumn and ParentColumn', () => {
+  it('read back every nondecreasing value, across blocks and groups, in about a byte an entry', () => {
+    const c = new DeltaColumn();
+    const ref: number[] = [];
+    let v = 0;
+    let x = 99;
+    for (let i = 0; i < 120_000; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      // Mostly small steps, sometimes huge ones (multi-byte varints that must not straddle a block).
+      v += x % 50 === 0 ? x : x % 3;
+      c.push(v);
+      ref.push(v);
+    }
+    for (let i = 0; i < ref.length; i += 37) expect(c.get(i)).toBe(ref[i]);
+    expect(c.get(ref.length - 1)).toBe(ref[ref.length - 1]);
+    expect(c.bytes / c.length).toBeLessThan(1.5);
+  });
+
+  it('refuses a decreasing value and an index out of range', () => {
+    const c = new DeltaColumn();
+    c.push(5);
+    expect(() => c.push(4)).toThrow(/nondecreasing/);
+    expect(() => c.get(1)).toThrow(/outside/);
+  });
+
+  it('ParentColumn keeps initial states apart from state 0', () => {
+    const fc = new ParentColumn();
+    for (const p of [NO_PARENT, NO_PARENT, 0, 0, 1, 1, 7]) fc.push(p);
+    expect([0, 1, 2, 3, 4, 5, 6].map((i) => fc.get(i))).toEqual([NO_PARENT, NO_PARENT, 0, 0, 1, 1, 7]);
   });
 });

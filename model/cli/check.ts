@@ -25,6 +25,7 @@ export const checkHelp = `interleave check [TARGET...] [options]
   --no-symmetry       explore without the model's symmetry reduction
   --no-liveness       skip liveness properties (and the state graph they need)
   --no-por            explore every interleaving even where the model declares reads/writes (no partial-order reduction)
+  --no-packed         run a layout model (definePackedSystem) on the generic engine instead of its packed fast path
   --no-deadlock       accept stuck states (a hang is left to the liveness properties, as a stutter forever)
   --property NAME     check only this property (repeatable; an invariant, step or liveness property, or deadlock)
   --liveness-only     check only the liveness properties, stuck states left to them (as --no-deadlock);
@@ -121,6 +122,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
     'no-liveness': { type: 'boolean' },
     'no-deadlock': { type: 'boolean' },
     'no-por': { type: 'boolean' },
+    'no-packed': { type: 'boolean' },
     property: { type: 'string', multiple: true },
     'liveness-only': { type: 'boolean' },
     workers: { type: 'string' },
@@ -163,6 +165,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
       ...(values['no-liveness'] ? { liveness: false } : {}),
       ...(values['no-deadlock'] ? { deadlock: false } : {}),
       ...(values['no-por'] ? { por: false } : {}),
+      ...(values['no-packed'] ? { packed: false } : {}),
       ...(values.property ? { properties: values.property } : {}),
       onProgress: progress.tick,
     };
