@@ -1,13 +1,15 @@
 /**
  * `npm run bench [-- --json] [-- --sizes 7,8] [-- --workers 2] [-- --no-reductions]`: two-phase commit in
- * Interleave (single-threaded, and with worker threads) and in SPIN (same model, same state count), side by side
- * in one run so that the ratios, not the noisy absolute speeds, are what we read; then the reductions table
+ * Interleave (its object model and its layout model, each single-threaded and with worker threads) and in SPIN
+ * (same model, same state count), side by side in one run so that the ratios, not the noisy absolute speeds,
+ * are what we read; then the reductions table
  * (bench/reductions.ts): liveness, symmetry and partial-order reduction against the plain search.
  */
 import { parseArgs } from 'node:util';
-import { check, checkParallel } from '../model/index.ts';
+import { type CheckResult, check, checkParallel } from '../model/index.ts';
 import { renderTable } from '../model/cli/table.ts';
 import { knownStateCounts, twoPhase } from '../spec/examples/two-phase.ts';
+import { twoPhasePacked } from '../spec/examples/two-phase-packed.ts';
 import { REDUCTION_HEADERS, reductionCells, reductionRows } from './reductions.ts';
 import { ensureSpin, runSpin } from './spin/runSpin.ts';
 
@@ -42,48 +44,39 @@ if (!Number.isInteger(workers) || workers < 1) {
   console.error(`bench: --workers expects an integer >= 1, got '${values.workers}'`);
   process.exit(2);
 }
-const twoPhaseModule = new URL('../spec/examples/two-phase.ts', import.meta.url).href;
+/**
+ * Two models of the same protocol, with the same states: the object model (spec/examples/two-phase.ts, states
+ * as plain objects, effects return new ones) and the layout model (two-phase-packed.ts, the packed fast path).
+ */
+const models = [
+  { model: 'two-phase (objects)', file: '../spec/examples/two-phase.ts', export: 'twoPhase', build: twoPhase },
+  { model: 'two-phase (layout)', file: '../spec/examples/two-phase-packed.ts', export: 'twoPhasePacked', build: twoPhasePacked },
+] as const;
 
 const rows: Row[] = [];
 const spin = ensureSpin();
 if (!spin.ok) console.error(`bench: SPIN rows skipped: ${spin.message}`);
 
 for (const n of sizes) {
-  // The same search spread over worker threads, each loading the model itself (start-up included in its time).
-  // It runs first: worker heaps go when the workers end, while the single-threaded run's garbage would stay on
-  // this thread's heap (and its collector's threads) through a run after it.
-  const p = await checkParallel({ module: twoPhaseModule, export: 'twoPhase', args: [n] }, { workers });
-  const r = check(twoPhase(n));
-  if (r.verdict !== 'holds' || (knownStateCounts[n] !== undefined && r.stats.states !== knownStateCounts[n])) {
-    throw new Error(`two-phase(${n}): ${r.verdict} with ${r.stats.states} states, expected holds with ${knownStateCounts[n]}`);
+  for (const m of models) {
+    // The same search spread over worker threads, each loading the model itself (start-up included in its time).
+    // It runs first: worker heaps go when the workers end, while the single-threaded run's garbage would stay on
+    // this thread's heap (and its collector's threads) through a run after it.
+    const p = await checkParallel({ module: new URL(m.file, import.meta.url).href, export: m.export, args: [n] }, { workers });
+    const r = check(m.build(n));
+    if (r.verdict !== 'holds' || (knownStateCounts[n] !== undefined && r.stats.states !== knownStateCounts[n])) {
+      throw new Error(`${m.model} ${n}: ${r.verdict} with ${r.stats.states} states, expected holds with ${knownStateCounts[n]}`);
+    }
+    if (p.verdict !== 'holds' || p.stats.states !== r.stats.states) {
+      throw new Error(`${m.model} ${n} with ${workers} workers: ${p.verdict} with ${p.stats.states} states, expected holds with ${r.stats.states}`);
+    }
+    rows.push({ model: m.model, size: n, tool: 'interleave', ...measured(r) });
+    rows.push({ model: m.model, size: n, tool: `interleave:workers=${workers}`, ...measured(p) });
   }
-  if (p.verdict !== 'holds' || p.stats.states !== r.stats.states) {
-    throw new Error(`two-phase(${n}) with ${workers} workers: ${p.verdict} with ${p.stats.states} states, expected holds with ${r.stats.states}`);
-  }
-  rows.push({
-    model: 'two-phase',
-    size: n,
-    tool: 'interleave',
-    states: r.stats.states,
-    seconds: r.stats.seconds,
-    statesPerSecond: r.stats.statesPerSecond,
-    bytesPerState: r.stats.bytesPerState,
-    memoryMB: r.stats.peakRssMB,
-  });
-  rows.push({
-    model: 'two-phase',
-    size: n,
-    tool: `interleave:workers=${workers}`,
-    states: p.stats.states,
-    seconds: p.stats.seconds,
-    statesPerSecond: p.stats.statesPerSecond,
-    bytesPerState: p.stats.bytesPerState,
-    memoryMB: p.stats.peakRssMB,
-  });
   if (spin.ok) {
     const s = await runSpin(n);
     rows.push({
-      model: 'two-phase',
+      model: 'two-phase (promela)',
       size: n,
       tool: 'spin',
       states: s.states,
@@ -95,19 +88,30 @@ for (const n of sizes) {
   }
 }
 
+function measured(r: CheckResult): Pick<Row, 'states' | 'seconds' | 'statesPerSecond' | 'bytesPerState' | 'memoryMB'> {
+  return {
+    states: r.stats.states,
+    seconds: r.stats.seconds,
+    statesPerSecond: r.stats.statesPerSecond,
+    bytesPerState: r.stats.bytesPerState,
+    memoryMB: r.stats.peakRssMB,
+  };
+}
+
 // Liveness, symmetry and partial-order reduction, each against the plain search of the same model.
 const reductions = values['no-reductions'] ? [] : await reductionRows(Math.max(...sizes));
 
 if (values.json) {
   console.log(JSON.stringify({ rows, reductions }, null, 2));
 } else {
-  const rate = (tool: string, n: number) => rows.find((r) => r.tool === tool && r.size === n)?.statesPerSecond;
+  const rate = (model: string | undefined, tool: string, n: number) =>
+    rows.find((r) => (model === undefined || r.model === model) && r.tool === tool && r.size === n)?.statesPerSecond;
   console.log(
     renderTable(
       ['model', 'size', 'tool', 'states', 'seconds', 'states/s', 'bytes/state', 'memory MB', 'vs spin', 'vs interleave'],
       rows.map((r) => {
-        const base = rate('spin', r.size);
-        const single = rate('interleave', r.size);
+        const base = rate(undefined, 'spin', r.size);
+        const single = rate(r.model, 'interleave', r.size);
         return [
           r.model,
           r.size,
@@ -124,7 +128,8 @@ if (values.json) {
     ),
   );
   console.log('\nbytes/state: Interleave counts its visited set and trace links; SPIN its whole search memory.');
-  console.log(`vs interleave: states/s against the single-threaded row of the same size (worker start-up included).`);
+  console.log('vs interleave: states/s against the single-threaded row of the same model and size (worker start-up included).');
+  console.log('objects: states as plain objects (spec/examples/two-phase.ts); layout: the same model over a packed layout (two-phase-packed.ts).');
   if (reductions.length > 0) {
     console.log(`\n${renderTable(REDUCTION_HEADERS, reductions.map(reductionCells))}`);
     console.log('\nstate factor: states without / with; time ratio: seconds with / without (liveness: against the safety check).');

@@ -4,7 +4,10 @@
  * Two distinct states share a fingerprint with probability about n² / 2⁶⁵ (1.7 M states: ~1e-7).
  */
 
-/** 64-bit hash of words[0..length) as two 32-bit lanes (murmur3-style mixing with different seeds). */
+/**
+ * 64-bit hash of words[0..length) as two 32-bit lanes (murmur3-style mixing with different seeds). Never
+ * (0, 0), which marks an empty slot in every table here: that one value is nudged to (0, 1).
+ */
 export function hashWords(words: Int32Array, length: number, out: Uint32Array): void {
   let h1 = 0x9747b28c | 0;
   let h2 = 0x85ebca6b | 0;
@@ -21,7 +24,7 @@ export function hashWords(words: Int32Array, length: number, out: Uint32Array): 
   h1 = fmix(h1);
   h2 = fmix(h2 ^ h1);
   out[0] = h1 >>> 0;
-  out[1] = h2 >>> 0;
+  out[1] = (h1 | h2) === 0 ? 1 : h2 >>> 0;
 }
 
 function fmix(h: number): number {
@@ -51,12 +54,49 @@ export class FingerprintSet {
   private indices: Uint32Array | undefined;
   size = 0;
 
-  constructor(initialCapacity = 1 << 16, withIndices = false) {
+  /**
+   * `shared`: the table lives in a SharedArrayBuffer, so that other threads can look fingerprints up in it
+   * (FingerprintSet.reader) while this one is not adding.
+   */
+  constructor(
+    initialCapacity = 1 << 16,
+    withIndices = false,
+    private readonly shared = false,
+  ) {
     this.cap = Math.max(1024, Math.ceil(initialCapacity));
     this.scale = this.cap / 4294967296;
     this.limit = Math.floor(this.cap * MAX_LOAD);
-    this.table = new Uint32Array(this.cap * 2);
+    this.table = this.allocate(this.cap * 2);
     if (withIndices) this.indices = new Uint32Array(this.cap);
+  }
+
+  private allocate(n: number): Uint32Array {
+    return this.shared ? new Uint32Array(new SharedArrayBuffer(4 * n)) : new Uint32Array(n);
+  }
+
+  /** The table's current memory (it changes when the set grows): what `FingerprintSet.reader` takes. */
+  get buffer(): ArrayBufferLike {
+    return this.table.buffer;
+  }
+
+  /** Membership in a table another thread owns, read while that thread does not add to it. */
+  static reader(buffer: ArrayBufferLike): { has(hi: number, lo: number): boolean } {
+    const t = new Uint32Array(buffer);
+    const cap = t.length >>> 1;
+    const scale = cap / 4294967296;
+    return {
+      has(hi: number, lo: number): boolean {
+        if (hi === 0 && lo === 0) lo = 1;
+        let i = Math.floor(((lo ^ Math.imul(hi, 0x9e3779b1)) >>> 0) * scale);
+        for (;;) {
+          const a = t[2 * i];
+          const b = t[2 * i + 1];
+          if (a === hi && b === lo) return true;
+          if (a === 0 && b === 0) return false;
+          if (++i === cap) i = 0;
+        }
+      },
+    };
   }
 
   /** Graph mode: inserts with `index` and returns -1, or returns the index already stored for it. */
@@ -128,7 +168,7 @@ export class FingerprintSet {
     const oldIndices = this.indices;
     const cap = Math.ceil(this.cap * GROWTH);
     const scale = cap / 4294967296;
-    const t = new Uint32Array(cap * 2);
+    const t = this.allocate(cap * 2);
     const idx = oldIndices ? new Uint32Array(cap) : undefined;
     for (let j = 0; j < old.length; j += 2) {
       const hi = old[j];
@@ -338,5 +378,62 @@ export class ParentColumn {
 
   get bytes(): number {
     return this.deltas.bytes;
+  }
+}
+
+/**
+ * A parallel worker's parent links: each state's parent is (owner, index at that owner). A worker stores its
+ * new states in discovery-key order, and each owner's states are numbered in that order too, so the indices
+ * at any one owner only grow: one byte for the owner, plus per owner a DeltaColumn (about a byte), instead of
+ * five bytes. Per group of 1,024 states it keeps how many went to each owner before the group, so reading a
+ * link counts at most 1,023 owner bytes.
+ */
+export class OwnerParentColumn {
+  length = 0;
+  private readonly owners = ChunkedColumn.forValuesBelow(256);
+  private readonly locals: DeltaColumn[];
+  private counts: Uint32Array;
+
+  constructor(private readonly workers: number) {
+    this.locals = Array.from({ length: workers }, () => new DeltaColumn());
+    this.counts = new Uint32Array(64 * workers);
+  }
+
+  /** Appends a link; `local` is NO_PARENT for an initial state (owner ignored). */
+  push(owner: number, local: number): void {
+    if ((this.length & (GROUP - 1)) === 0) {
+      const g = this.length >>> GROUP_BITS;
+      if ((g + 1) * this.workers > this.counts.length) {
+        const c = new Uint32Array(this.counts.length * 2);
+        c.set(this.counts);
+        this.counts = c;
+      }
+      for (let o = 0; o < this.workers; o++) this.counts[g * this.workers + o] = this.locals[o].length;
+    }
+    const o = local === NO_PARENT ? 0 : owner;
+    this.owners.push(o);
+    this.locals[o].push(local === NO_PARENT ? 0 : local + 1);
+    this.length++;
+  }
+
+  owner(i: number): number {
+    return this.owners.get(i);
+  }
+
+  /** The parent's index at its owner, or NO_PARENT. */
+  local(i: number): number {
+    if (!(i >= 0 && i < this.length)) throw new Error(`internal: OwnerParentColumn index ${i} outside 0..${this.length - 1}`);
+    const o = this.owners.get(i);
+    const g = i >>> GROUP_BITS;
+    let j = this.counts[g * this.workers + o];
+    for (let k = g << GROUP_BITS; k < i; k++) if (this.owners.get(k) === o) j++;
+    const v = this.locals[o].get(j);
+    return v === 0 ? NO_PARENT : v - 1;
+  }
+
+  get bytes(): number {
+    let b = this.owners.bytes + this.counts.byteLength;
+    for (const c of this.locals) b += c.bytes;
+    return b;
   }
 }

@@ -34,10 +34,44 @@ class Stop {
   constructor(readonly result: CheckResult) {}
 }
 
-type Expand = (k: number) => number;
+export type Expand = (k: number) => number;
+
+/**
+ * A guard or effect threw inside a generated expansion of the state in `sw`: runs them one at a time on it to
+ * say which (and which instance, -1 when none throws alone), in the generic explorer's words.
+ */
+export function blamePacked(
+  model: PackedModel,
+  instances: readonly ActionInstance<any>[],
+  e: unknown,
+  sv: unknown,
+  dv: unknown,
+  sw: Int32Array,
+  dw: Int32Array,
+): { readonly message: string; readonly instance: number } {
+  const state = model.layout.unpack(sw);
+  for (let a = 0; a < instances.length; a++) {
+    const inst = instances[a];
+    const g = model.guards[a];
+    let on: boolean;
+    try {
+      on = g === undefined || g(sv, model.params[a]);
+    } catch (err) {
+      return { message: threwText(`guard of action ${formatLabel(inst.label)}`, err, state), instance: a };
+    }
+    if (!on) continue;
+    dw.set(sw);
+    try {
+      model.effects[a](dv, model.params[a]);
+    } catch (err) {
+      return { message: effectThrewText(inst, err, state), instance: a };
+    }
+  }
+  return { message: `a guard or effect threw: ${errText(e)}\n  on state: ${show(state)}`, instance: -1 };
+}
 
 /** One function that tries every instance in order; returns how many were enabled (or -1 when `emit` stopped). */
-function compileExpand(model: PackedModel, emit: (a: number, k: number) => boolean, sv: unknown, dv: unknown, sw: Int32Array, dw: Int32Array): Expand {
+export function compileExpand(model: PackedModel, emit: (a: number, k: number) => boolean, sv: unknown, dv: unknown, sw: Int32Array, dw: Int32Array): Expand {
   const n = model.guards.length;
   const W = model.layout.words;
   const copy = W <= 8 ? Array.from({ length: W }, (_, i) => `dw[${i}] = sw[${i}];`).join(' ') : `dw.set(sw);`;
@@ -284,29 +318,9 @@ class PackedSearch<S> {
     }
   }
 
-  /** A guard or effect threw inside the generated loop: run them one at a time on this state to say which. */
+  /** A guard or effect threw inside the generated loop: say which, on which state. */
   private blame(e: unknown): string {
-    const { model, sw, dw } = this;
-    const state = model.layout.unpack(sw);
-    const instances = this.system.instances;
-    for (let a = 0; a < instances.length; a++) {
-      const inst = instances[a];
-      const g = model.guards[a];
-      let on: boolean;
-      try {
-        on = g === undefined || g(this.sv, model.params[a]);
-      } catch (err) {
-        return threwText(`guard of action ${formatLabel(inst.label)}`, err, state);
-      }
-      if (!on) continue;
-      dw.set(sw);
-      try {
-        model.effects[a](this.dv, model.params[a]);
-      } catch (err) {
-        return effectThrewText(inst, err, state);
-      }
-    }
-    return `a guard or effect threw: ${errText(e)}\n  on state: ${show(state)}`;
+    return blamePacked(this.model, this.system.instances, e, this.sv, this.dv, this.sw, this.dw).message;
   }
 
   private fault(message: string): CheckResult {

@@ -1,7 +1,7 @@
 /** The visited set and the per-state columns: exact membership through growth, and the bytes they cost. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ChunkedColumn, DeltaColumn, FingerprintSet, NO_PARENT, ParentColumn } from '../model/fingerprints.ts';
+import { ChunkedColumn, DeltaColumn, FingerprintSet, NO_PARENT, OwnerParentColumn, ParentColumn } from '../model/fingerprints.ts';
 
 describe('FingerprintSet', () => {
   it('agrees with a Set on random fingerprints, through many growths, (0, 0) included', () => {
@@ -81,5 +81,28 @@ describe('DeltaColumn and ParentColumn', () => {
     const fc = new ParentColumn();
     for (const p of [NO_PARENT, NO_PARENT, 0, 0, 1, 1, 7]) fc.push(p);
     expect([0, 1, 2, 3, 4, 5, 6].map((i) => fc.get(i))).toEqual([NO_PARENT, NO_PARENT, 0, 0, 1, 1, 7]);
+  });
+});
+
+describe('OwnerParentColumn', () => {
+  it('reads back (owner, index) links whose indices grow per owner, across many groups', () => {
+    const workers = 3;
+    const col = new OwnerParentColumn(workers);
+    const ref: [number, number][] = [];
+    for (let i = 0; i < 4; i++) {
+      col.push(0, NO_PARENT);
+      ref.push([0, NO_PARENT]);
+    }
+    const next = [0, 0, 0];
+    let x = 7;
+    for (let i = 0; i < 200_000; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      const o = x % workers;
+      next[o] += (x >>> 8) % 3;
+      col.push(o, next[o]);
+      ref.push([o, next[o]]);
+    }
+    for (let i = 0; i < ref.length; i += 53) expect([col.owner(i), col.local(i)]).toEqual(ref[i]);
+    expect(col.bytes / col.length).toBeLessThan(3);
   });
 });

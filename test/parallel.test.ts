@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type CheckOptions, type CheckResult, type SystemSource, check, checkParallel } from '../model/index.ts';
 import { builtinProtocols } from '../spec/index.ts';
 import { knownStateCounts, twoPhase } from '../spec/examples/two-phase.ts';
+import { twoPhasePacked } from '../spec/examples/two-phase-packed.ts';
 
 const twoPhaseSource = (n: number): SystemSource => ({
   module: new URL('../spec/examples/two-phase.ts', import.meta.url).href,
@@ -75,6 +76,62 @@ describe('two-phase commit: the same state counts as the single-threaded explore
       const r = await checkParallel(twoPhaseSource(5), { ...opts, workers: 2 });
       expect(r.verdict).toBe('incomplete');
       expectSame(r, check(twoPhase(5), opts));
+    }
+  });
+});
+
+describe('packed systems: the workers take the fast path, with the same results', () => {
+  const packedSource = (n: number, commitOnFirstPrepared = false): SystemSource => ({
+    module: new URL('../spec/examples/two-phase-packed.ts', import.meta.url).href,
+    export: 'twoPhasePacked',
+    args: commitOnFirstPrepared ? [n, { commitOnFirstPrepared: true }] : [n],
+  });
+
+  it('two-phase 4 and 5 RMs over a layout, 2 workers: the known counts, and the generic workers agree', async () => {
+    for (const n of [4, 5]) {
+      const r = await checkParallel(packedSource(n), { workers: 2 });
+      expectSame(r, check(twoPhasePacked(n)));
+      expect(r.stats.states).toBe(knownStateCounts[n]);
+      expect(r.notes).toContain('packed states: 1 word each');
+      const generic = await checkParallel(packedSource(n), { workers: 2, packed: false });
+      expectSame(generic, r);
+      expect(generic.notes?.join('\n')).not.toMatch(/packed states/);
+    }
+  });
+
+  it('the commit-on-first-prepared bug: the same shortest counterexample from 1 and 3 workers', async () => {
+    const single = check(twoPhasePacked(3, { commitOnFirstPrepared: true }));
+    expect(single.verdict).toBe('violated');
+    for (const workers of [1, 3]) expectSame(await checkParallel(packedSource(3, true), { workers }), single);
+  });
+
+  it('an effect writing outside its field: the same error, naming the action and the field', async () => {
+    const file = join(dir, 'packed-overflow.ts');
+    writeFileSync(
+      file,
+      `import { defineLayout, definePackedSystem, field, packedActionsOf } from '${modelIndex}';
+const layout = defineLayout({ n: field.int(0, 5), m: field.int(0, 3) });
+const pact = packedActionsOf<typeof layout.fields>();
+export const overflow = () => definePackedSystem({
+  name: 'overflow', layout, init: { n: 0, m: 0 },
+  actions: [
+    pact('incN', { guard: (s) => s.n < 5, effect: (d) => { d.n = d.n + 1; } }),
+    pact('incM', { guard: (s) => s.n >= 2, effect: (d) => { d.m = d.m + 1; } }),
+  ],
+  terminal: () => true,
+});
+`,
+    );
+    const mod = await import(pathToFileURL(file).href);
+    const single = check(mod.overflow());
+    expect(single.verdict).toBe('error');
+    expect(single.message).toMatch(/incM.*\n?.*field m: 4 is not/s);
+    expectSame(await checkParallel({ module: pathToFileURL(file).href, export: 'overflow' }, { workers: 2 }), single);
+  });
+
+  it('stops at --max-states and --max-depth where check stops', async () => {
+    for (const opts of [{ maxStates: 700 }, { maxDepth: 5 }] as CheckOptions[]) {
+      expectSame(await checkParallel(packedSource(5), { ...opts, workers: 2 }), check(twoPhasePacked(5), opts));
     }
   });
 });

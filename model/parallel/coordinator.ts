@@ -13,6 +13,8 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { type CheckOptions, type CheckResult, type Stats, check, replay } from '../explorer.ts';
 import { checkedProperties, errText } from '../faults.ts';
+import { packedUnfit } from '../packed-explorer.ts';
+import { packedOf } from '../packed.ts';
 import { planPor } from '../por.ts';
 import { ModelError, type System } from '../system.ts';
 import { CTRL_NEXT, CTRL_STOP_ALL, CTRL_STOP_EXPAND, type FoundEvent, type FromWorker, NO_PARENT, type Parcel, type ToWorker } from './protocol.ts';
@@ -61,6 +63,9 @@ export async function checkParallel(source: SystemSource, options: ParallelOptio
   }
   // The explorer's note when the model declares reads/writes that do not add up to a reduction.
   const notes = por !== undefined && 'off' in por && por.off !== 'no action declares reads and writes' ? [`partial-order reduction is off: ${por.off}`] : [];
+  // The workers take the packed fast path on the same terms as the single-threaded explorer.
+  const packed = packedOf(system);
+  if (packed !== undefined && packedUnfit(system, opts) === undefined) notes.push(`packed states: ${packed.layout.words} word${packed.layout.words === 1 ? '' : 's'} each`);
   const r = await new Coordinator(system, source, workers, opts, properties, started, notes).run();
   if (r.verdict !== 'error') return r;
   // A model may keep state of its own in the thread that runs it (a cache its steps fill as they go), so
@@ -180,6 +185,7 @@ class Coordinator {
           properties: this.properties,
           deadline: timeLimit !== undefined ? Date.now() - (performance.now() - this.started) + timeLimit * 1000 : null,
           maxMemoryMB: this.opts.maxMemoryMB ?? null,
+          packed: this.opts.packed !== false,
         },
       }));
       if (this.opts.onProgress) {
@@ -233,6 +239,7 @@ class Coordinator {
         maxRank: limitRank >= 0 ? limitRank : Infinity,
         limitRank,
         reached: [...reached],
+        seen: frontier.map((f) => f.seen),
       }));
       for (const r of passed) {
         this.peakRss = Math.max(this.peakRss, r.rss);

@@ -81,6 +81,8 @@ export interface WorkerOptions {
   /** Date.now() past which the search stops, or null. */
   readonly deadline: number | null;
   readonly maxMemoryMB: number | null;
+  /** Run a packed system over its words (false: as generic states, the cross-check). */
+  readonly packed: boolean;
 }
 
 export type ToWorker =
@@ -110,6 +112,8 @@ export type ToWorker =
       readonly limitRank: number;
       /** Reachability goals some worker already reached. */
       readonly reached: readonly string[];
+      /** Every owner's visited table (FingerprintSet.buffer): read-only during the pass. */
+      readonly seen: readonly SharedArrayBuffer[];
     }
   | { readonly type: 'dedupe'; readonly incoming: readonly Parcel[] }
   | { readonly type: 'count'; readonly key: number; readonly level: number }
@@ -119,7 +123,7 @@ export type FromWorker =
   | { readonly type: 'ready'; readonly instances: number }
   | { readonly type: 'failed'; readonly message: string }
   | { readonly type: 'crash'; readonly message: string }
-  | { readonly type: 'frontier'; readonly frontier: FrontierInfo; readonly bytes: number }
+  | { readonly type: 'frontier'; readonly frontier: FrontierInfo; readonly bytes: number; readonly seen: SharedArrayBuffer }
   | {
       readonly type: 'passed';
       readonly inv: FoundEvent | null;
