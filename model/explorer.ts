@@ -169,8 +169,13 @@ class Search<S> {
   private readonly enabledMask: Uint8Array;
   private readonly enabledList: number[] = [];
   private reducedExpansions = 0;
-  /** Whether the last `fire` found a new state. */
+  /**
+   * Whether the last `fire` reached a state of the next BFS level (new, or first found at this level's
+   * expansion by another parent): for the cycle proviso, only a successor visited at this depth or earlier can
+   * close a cycle. Under the reduction, the fingerprints of the next level are kept to tell.
+   */
   private fresh = false;
+  private nextLevel: Set<string> | undefined;
 
   /** Whether a state with no enabled action (and not terminal) is reported. */
   private readonly deadlock: boolean;
@@ -197,11 +202,23 @@ class Search<S> {
     this.enabledMask = new Uint8Array(system.instances.length);
     const porSetup = opts.por === false ? undefined : planPor(system);
     if (porSetup && 'plan' in porSetup) {
+      // With symmetry the reduction stays sound for safety (invariants, deadlocks, goals; the explorer has
+      // checked the properties are symmetric): the stubborn set is chosen on the state being expanded, which is
+      // a real state (a representative is a renaming of a reachable state, and renaming maps reachable states
+      // to reachable states), so its successors are real steps; the cycle proviso is applied to the canonical
+      // fingerprints (a reduced expansion that reaches an already visited class is made full). The usual
+      // argument then goes through on the quotient: a full path from s to a bad state b either starts (up to
+      // commuting independent steps) with a step of the stubborn set, which leads to a class from which a
+      // renaming of the rest of the path reaches a renaming of b, bad too; or the fired step t is independent
+      // of the whole path and leaves the violated conjunct violated (at b.t), so the class of s.t reaches a
+      // bad state by a renamed path of the same length. A chain of the second kind cannot go on forever: each
+      // of its states is new one BFS level deeper, and at a revisit the proviso expands fully. Counterexamples
+      // are real behaviours (the symmetry trace rebuild replays them on real ranks), not necessarily shortest.
       if (this.graph) this.notes.push('partial-order reduction is off: liveness is checked on the full graph');
-      else if (this.canon) this.notes.push('partial-order reduction is off: symmetry reduction is on');
       else {
         this.por = porSetup.plan;
         this.ample = new AmpleChooser(porSetup.plan);
+        this.nextLevel = new Set();
       }
     } else if (porSetup && 'off' in porSetup && porSetup.off !== 'no action declares reads and writes') {
       this.notes.push(`partial-order reduction is off: ${porSetup.off}`);
@@ -284,15 +301,19 @@ class Search<S> {
           }
           enabled = list.length;
           const chosen = this.ample.choose(s, mask, list);
-          let revisited = false;
+          let deeper = false;
           for (const a of chosen ?? list) {
             const bad = this.fire(instances[a], s, idx, next, actionProps, invariants, goals, maxStates);
             if (bad) return bad;
-            if (!this.fresh) revisited = true;
+            if (this.fresh) deeper = true;
           }
           if (chosen !== undefined) {
-            // The cycle proviso: a reduced expansion that closes on a visited state becomes a full one.
-            if (revisited) {
+            // The cycle proviso (BFS form): a reduced expansion none of whose successors lies one level deeper
+            // (every one was visited at this depth or before) becomes a full one. This is enough: the argument
+            // for invariants, goals and deadlocks (model/por.ts) follows, from a state whose stubborn set misses
+            // every step of a path to a bad state, a reduced step to a state one level deeper, so such a chain
+            // ends, at the latest where every reduced successor is old and the expansion is full.
+            if (!deeper) {
               for (const a of list) mask[a] = 2;
               for (const a of chosen) mask[a] = 1;
               for (const a of list) {
@@ -334,6 +355,7 @@ class Search<S> {
         }
       }
       levelBase += cur.count;
+      this.nextLevel?.clear();
       this.enc.specialise(this.system.inits[0] as Data);
       [cur, next] = [next, cur];
       next.reset();
@@ -455,7 +477,8 @@ class Search<S> {
       }
     }
     const added = this.addState(idx, inst.id);
-    this.fresh = added;
+    this.fresh = added || (this.nextLevel !== undefined && this.nextLevel.has(`${this.fp[0]},${this.fp[1]}`));
+    if (added && this.nextLevel !== undefined) this.nextLevel.add(`${this.fp[0]},${this.fp[1]}`);
     if (this.graph) {
       this.edgeTarget.push(added ? this.parent.length - 1 : this.found);
       this.edgeVia.push(inst.id);

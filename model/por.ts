@@ -12,6 +12,19 @@
  *   expanded fully. Every cycle of the reduced graph closes on an already visited state at the expansion of its
  *   last-expanded state, so every cycle has a fully expanded state and no action is ignored forever.
  *
+ * - observation groups (a refinement of C2): a property may say what it reads as groups of paths, one group per
+ *   conjunct (`observing([[...], ...], fn)`: the property is the conjunction of predicates, each reading only
+ *   its group). A group whose writers are pairwise dependent (e.g. one thread's own fields, or a field every
+ *   writer writes, such as the GPU kit's `fault`) needs no visibility: if a reduced expansion fires t while a
+ *   full path w (none of whose steps is in the stubborn set, so each is independent of t) reaches a state b
+ *   where the conjunct is false, either t does not write the group (the conjunct is still false after b.t) or
+ *   no step of w does (the group has its value of the expanded state, which was already checked). Only the
+ *   writers of groups with independent writers (and of the flat `observes`) are visible.
+ * - step properties (`actionProperties`) take part when declared with `stepObserving({ actions, reads }, fn)`
+ *   (only steps of those actions can break it, and it reads only those fields): each such step then also reads
+ *   the fields and writes a pseudo-field `$step.<name>` that the property observes, as if the step latched a
+ *   flag; the writers of the flag are pairwise dependent, so no step is made visible.
+ *
  * Dependency comes from the model's declarations: each action's `reads` and `writes` as field paths
  * (`rm[2]`, `tm`, `threads[0].main`, `streams[0]["p2p:1"]`); two paths overlap when one is a prefix of the
  * other. An actor's program counter is state like any other: declare it (`phase[2]`) where steps read it.
@@ -82,12 +95,51 @@ export interface PorPlan {
   readonly visible: Uint8Array;
   /** Per instance: the paths it declares it writes (for the run-time audit). */
   readonly writes: readonly (readonly Path[])[];
-  /** Per instance with declared conditions: each condition's test and the instances that write its fields. */
-  readonly conditions: readonly ({ readonly holds: (s: any) => boolean; readonly writers: Int32Array }[] | undefined)[];
+  /**
+   * Per instance with declared conditions: each condition's test and the instances that write its fields, or,
+   * where the model gives one, the instances that can make it true from the state at hand (see `ENABLERS`).
+   */
+  readonly conditions: readonly ({ readonly holds: (s: any) => boolean; readonly writers: Int32Array; readonly now?: (s: any) => ArrayLike<number> }[] | undefined)[];
 }
 
 /** Why the reduction is off for a system, or its plan. */
 export type PorSetup = { readonly plan: PorPlan } | { readonly off: string };
+
+/**
+ * A condition (`ActionSpec.conditions`) may carry, under this key, `(s, params) => instance ids`: the instances
+ * that can make the condition true from state s (a necessary enabling set that depends on the state, e.g. only
+ * the step at a thread's current pc can move that pc). While the condition is false, the reduction uses it
+ * instead of every writer of the condition's fields. It must be sound: no other step can make it true first.
+ */
+export const ENABLERS = Symbol.for('interleave.por.enablers');
+
+// Symbol.for: a model file loaded through tsx gets its own copy of this module, and must still be understood.
+const OBSERVES = Symbol.for('interleave.por.observes');
+const STEP_OBSERVES = Symbol.for('interleave.por.stepObserves');
+
+/**
+ * Declares what a property (invariant or reachability goal) reads, for partial-order reduction: the property is
+ * the conjunction of predicates each reading only one group of paths (a property that is one predicate over
+ * several fields is one group). Returns `fn` itself, marked. A property without it relies on the system's flat
+ * `observes`.
+ */
+export function observing<F extends (...a: any[]) => boolean>(groups: readonly (readonly string[])[], fn: F): F {
+  groups.forEach((g) => g.forEach((p) => parsePath(p)));
+  return Object.assign(fn, { [OBSERVES]: groups });
+}
+
+/**
+ * Declares a step property (`actionProperties`) for partial-order reduction: only steps of `actions` can break
+ * it, and it reads only `reads` (of the state before and after the step). Returns `fn` itself, marked.
+ */
+export function stepObserving<F extends (...a: any[]) => boolean>(decl: { readonly actions: readonly string[]; readonly reads: readonly string[] }, fn: F): F {
+  decl.reads.forEach((p) => parsePath(p));
+  return Object.assign(fn, { [STEP_OBSERVES]: decl });
+}
+
+function groupsOf(fn: unknown): readonly (readonly string[])[] | undefined {
+  return (fn as { [OBSERVES]?: readonly (readonly string[])[] })[OBSERVES];
+}
 
 /** Builds the dependency tables, or says why the reduction cannot apply to this system. */
 export function planPor<S>(system: System<S>): PorSetup {
@@ -98,10 +150,14 @@ export function planPor<S>(system: System<S>): PorSetup {
   if (undeclared.length > 0) {
     return { off: `action(s) ${undeclared.slice(0, 5).join(', ')}${undeclared.length > 5 ? ', ...' : ''} declare no reads/writes` };
   }
-  const hasObserved =
-    Object.keys(spec.invariants ?? {}).length + Object.keys(spec.reachable ?? {}).length > 0;
-  if (hasObserved && !spec.observes) return { off: 'the system does not declare `observes` (the fields its properties read)' };
-  if (Object.keys(spec.actionProperties ?? {}).length > 0) return { off: 'action properties observe every step' };
+  const props = [...Object.entries(spec.invariants ?? {}), ...Object.entries(spec.reachable ?? {})];
+  const flat = props.filter(([, fn]) => groupsOf(fn) === undefined);
+  if (flat.length > 0 && !spec.observes) {
+    return { off: 'the system does not declare `observes` (the fields its properties read)' };
+  }
+  const stepProps = Object.entries(spec.actionProperties ?? {});
+  const bareStep = stepProps.filter(([, fn]) => (fn as { [STEP_OBSERVES]?: unknown })[STEP_OBSERVES] === undefined);
+  if (bareStep.length > 0) return { off: 'action properties observe every step (declare them with stepObserving)' };
 
   const declared = (inst: ActionInstance<S>, kind: 'reads' | 'writes'): Path[] => {
     const d = inst.action.spec[kind]!;
@@ -116,19 +172,38 @@ export function planPor<S>(system: System<S>): PorSetup {
   };
   const reads = instances.map((i) => declared(i, 'reads'));
   const writes = instances.map((i) => declared(i, 'writes'));
+  /** The writes the audit checks (the pseudo-fields of step properties are not state). */
+  const audited = writes.map((w) => [...w]);
+  const groups: Path[][] = [];
+  for (const [, fn] of props) for (const g of groupsOf(fn) ?? []) groups.push(g.map((p) => parsePath(p)));
+  for (const [name, fn] of stepProps) {
+    const d = (fn as unknown as { [STEP_OBSERVES]: { actions: readonly string[]; reads: readonly string[] } })[STEP_OBSERVES];
+    const flag: Path = ['$step', name];
+    const extra = d.reads.map((p) => parsePath(p));
+    instances.forEach((inst, a) => {
+      if (!d.actions.includes(inst.action.name)) return;
+      reads[a].push(...extra);
+      writes[a].push(flag);
+    });
+    groups.push([flag]);
+  }
   const observed = (spec.observes ?? []).map((p) => parsePath(p));
   const n = instances.length;
   const writersOf = (fields: readonly Path[], self: number) =>
     Int32Array.from(instances.map((_, b) => b).filter((b) => b !== self && anyOverlap(writes[b], fields)));
   const dependents: Int32Array[] = [];
   const enablers: Int32Array[] = [];
+  const dep = new Uint8Array(n * n);
   for (let a = 0; a < n; a++) {
-    const dep: number[] = [];
+    const list: number[] = [];
     for (let b = 0; b < n; b++) {
       if (a === b) continue;
-      if (anyOverlap(writes[a], reads[b]) || anyOverlap(writes[a], writes[b]) || anyOverlap(writes[b], reads[a])) dep.push(b);
+      if (anyOverlap(writes[a], reads[b]) || anyOverlap(writes[a], writes[b]) || anyOverlap(writes[b], reads[a])) {
+        list.push(b);
+        dep[a * n + b] = 1;
+      }
     }
-    dependents.push(Int32Array.from(dep));
+    dependents.push(Int32Array.from(list));
     enablers.push(writersOf(reads[a], a));
   }
   const conditions = instances.map((inst, a) => {
@@ -136,11 +211,27 @@ export function planPor<S>(system: System<S>): PorSetup {
     if (!conds) return undefined;
     return conds.map((c) => {
       const fields = (typeof c.reads === 'function' ? c.reads(inst.params) : c.reads).map((p) => parsePath(p));
-      return { holds: (s: any) => c.holds(s, inst.params), writers: writersOf(fields, a) };
+      const now = (c as { [ENABLERS]?: (s: any, p: any) => ArrayLike<number> })[ENABLERS];
+      return { holds: (s: any) => c.holds(s, inst.params), writers: writersOf(fields, a), ...(now ? { now: (s: any) => now(s, inst.params) } : {}) };
     });
   });
-  const visible = Uint8Array.from(writes, (w) => (anyOverlap(w, observed) ? 1 : 0));
-  return { plan: { dependents, enablers, visible, writes, conditions } };
+  const visible = Uint8Array.from(writes, (w) => (flat.length > 0 && anyOverlap(w, observed) ? 1 : 0));
+  // A group whose writers are pairwise dependent needs no visibility (see the header); otherwise its writers are visible.
+  for (const g of groups) {
+    const ws: number[] = [];
+    for (let a = 0; a < n; a++) if (anyOverlap(writes[a], g)) ws.push(a);
+    let sequential = true;
+    for (let i = 0; i < ws.length && sequential; i++) {
+      for (let j = i + 1; j < ws.length; j++) {
+        if (!dep[ws[i] * n + ws[j]]) {
+          sequential = false;
+          break;
+        }
+      }
+    }
+    if (!sequential) for (const a of ws) visible[a] = 1;
+  }
+  return { plan: { dependents, enablers, visible, writes: audited, conditions } };
 }
 
 /**
@@ -186,7 +277,7 @@ export class AmpleChooser {
     this.mark[seed] = stamp;
     while (top > 0) {
       const t = this.stack[--top];
-      let next: Int32Array;
+      let next: ArrayLike<number>;
       if (enabled[t]) {
         if (visible[t]) return undefined;
         out.push(t);
@@ -198,7 +289,7 @@ export class AmpleChooser {
         if (conds) {
           for (const c of conds) {
             if (!c.holds(s)) {
-              next = c.writers;
+              next = c.now ? c.now(s) : c.writers;
               break;
             }
           }

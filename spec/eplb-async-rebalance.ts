@@ -93,7 +93,7 @@
  * - the kit's own checks (e.g. `no-read-while-writing`: Tc reads the broadcast load only after the
  *   `torch.cuda.synchronize()`), and `deadlock`.
  *
- * ## Variants (state counts: `check` configuration, from a real run; see the table below)
+ * ## Variants (state counts: `check` configuration, from a real run without symmetry and partial-order reduction)
  * | variant | bug of the brief | verdict | property | states | depth |
  * | --- | --- | --- | --- | --- | --- |
  * | `fixed` | fixed design | holds | | 9,328 | 73 |
@@ -136,6 +136,12 @@
  *   no-try-finally-sync: 3,133; without symmetry none within 7 minutes), but `fixed` is out of reach: each
  *   rank's forward thread, Tc and Ts interleave with every other rank's within a tick, and the classes of such
  *   interleavings still grow like C(p + W - 1, W) for p local positions (60 s reach depth 47, 52,573 states).
+ *   Partial-order reduction (the steps declare their footprints, the properties what they read, per rank or
+ *   over all ranks) does not change that much: the generator step and Tc write what the cross-rank properties
+ *   (`same-plan-and-begin-step`, `chunk-starts-together`) read, so they stay visible; `check` with symmetry
+ *   4,812 -> 4,609 states, and `fixed` on `ranks8` is still incomplete after 60 s (depth 47, 53,192 states). The
+ *   bugs are found as before (compute-flag-in-thread 12,737 states, finally-without-report 9,793,
+ *   no-try-finally-sync 3,133, no-try-finally 36).
  * - `pr`: the PR's numbers: W = 16 (TP = 8 GPUs x 2 nodes; the PR runs 16 to 72), 58 MoE layers at 1 layer
  *   per chunk (DeepSeek-R1), a window of 1000 iterations, margin +2, W-1 signals each way per rank (W = 16:
  *   240 messages). The plan time C and the delay D are not in the PR (D = 1 is the most +2 tolerates). Not
@@ -170,6 +176,8 @@ import {
   until,
   when,
   allDone,
+  observing,
+  stepObserving,
 } from '../model/gpu/index.ts';
 
 // ---- configuration ----------------------------------------------------------------------------------------
@@ -436,6 +444,10 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
 
     const tickStep = (t: number) =>
       step<User>('tick', {
+        // Partial-order reduction: the time bounds read every rank's posting step, the signals and this rank's
+        // threads; learning begin reads the values signalled.
+        reads: (rk) => [`vars[${rk}]`, `threads[${rk}].compute`, `threads[${rk}].sync`, 'user.delivered', ...ranks.flatMap((p) => [`vars[${p}].sendStep`, `vars[${p}].sent`])],
+        writes: (rk) => [`vars[${rk}]`],
         guard: (c) => overdue(c.s, r, t) === null,
         effect: (c) => ({ vars: genEffect(r, vv(c), c.s, t) as never }),
         describe: (c) => genText(r, vv(c), c.s, t),
@@ -465,27 +477,37 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
       if (t >= postFirst && t <= postLast) {
         body.push(
           badAddress[r] !== null
-            ? when<User>((c) => vv(c).phase === 'computeSpin' && !vv(c).computeOngoing, `_compute_ongoing is clear at tick ${t}`, [
-                raise(`irecv names the peer's group rank as a global rank: ${badAddress[r]}`),
-              ])
-            : when<User>((c) => vv(c).sendStep === t, `the signals were posted at tick ${t}`, [start('sync')]),
+            ? when<User>(
+                (c) => vv(c).phase === 'computeSpin' && !vv(c).computeOngoing,
+                `_compute_ongoing is clear at tick ${t}`,
+                [raise(`irecv names the peer's group rank as a global rank: ${badAddress[r]}`)],
+                [],
+                { reads: (rk) => [`vars[${rk}].phase`, `vars[${rk}].computeOngoing`] },
+              )
+            : when<User>((c) => vv(c).sendStep === t, `the signals were posted at tick ${t}`, [start('sync')], [], { reads: (rk) => [`vars[${rk}].sendStep`] }),
         );
       }
       if (W === 1 && bugs.stackReceived && t >= learnFirst && t <= learnLast) {
         body.push(
-          when<User>((c) => vv(c).phase === 'syncSpin' && !vv(c).syncOngoing, `_tp_sync_ongoing is clear at tick ${t}`, [
-            raise('max_tensor = torch.stack(buffer_kept).max() with no peer (W = 1): RuntimeError: stack expects a non-empty TensorList'),
-          ]),
+          when<User>(
+            (c) => vv(c).phase === 'syncSpin' && !vv(c).syncOngoing,
+            `_tp_sync_ongoing is clear at tick ${t}`,
+            [raise('max_tensor = torch.stack(buffer_kept).max() with no peer (W = 1): RuntimeError: stack expects a non-empty TensorList')],
+            [],
+            { reads: (rk) => [`vars[${rk}].phase`, `vars[${rk}].syncOngoing`] },
+          ),
         );
       }
       const ks = chunkPossible(t);
       for (const k of ks) {
         if (k === K - 1) continue;
-        body.push(when<User>((c) => vv(c).chunkAt[k] === t, `chunk ${k} started at tick ${t}`, chunkStmts(k)));
+        body.push(when<User>((c) => vv(c).chunkAt[k] === t, `chunk ${k} started at tick ${t}`, chunkStmts(k), [], { reads: (rk) => [`vars[${rk}].chunkAt`] }));
       }
       if (ks.includes(K - 1)) {
         body.push(
-          when<User>((c) => vv(c).chunkAt[K - 1] === t, `the last chunk (${K - 1}) started at tick ${t}`, [chunkStmts(K - 1), tail(t + 1)], rest),
+          when<User>((c) => vv(c).chunkAt[K - 1] === t, `the last chunk (${K - 1}) started at tick ${t}`, [chunkStmts(K - 1), tail(t + 1)], rest, {
+            reads: (rk) => [`vars[${rk}].chunkAt`],
+          }),
         );
         return body;
       }
@@ -515,9 +537,11 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
       ...addressed(r).map((p): [string, (s: EplbState) => boolean] => [`recv from rank ${p}`, (s) => s.user.delivered[p][r]]),
     ];
     const raising = bugs.syncMayRaise && mayRaise('a gloo wait() raises');
+    // Partial-order reduction: the handles are this rank's row and column of `delivered`.
+    const handleReads = [`user.delivered[${r}]`, ...ranks.map((p) => `user.delivered[${p}][${r}]`)];
     const waits: Body<User> = bugs.sequentialWaits
-      ? handles.map(([what, done]) => [raising, until<User>((c) => done(c.s), `the handle of the ${what} is completed`)])
-      : [raising, until<User>((c) => handles.every(([, done]) => done(c.s)), 'every signal handle is completed')];
+      ? handles.map(([what, done]) => [raising, until<User>((c) => done(c.s), `the handle of the ${what} is completed`, { reads: handleReads })])
+      : [raising, until<User>((c) => handles.every(([, done]) => done(c.s)), 'every signal handle is completed', { reads: handleReads })];
     const clear = set('syncOngoing', false);
     return [
       bugs.syncFlagInThread && set('syncOngoing', true),
@@ -531,6 +555,8 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
   const signal: Action<EplbState> = act<{ from: number; to: number }>('signal', {
     params: { from: ranks, to: ranks },
     actor: ({ from, to }) => `gloo rank ${from} -> rank ${to}`,
+    reads: ({ from, to }) => [`vars[${from}].sendStep`, `vars[${to}].sendStep`, `user.delivered[${from}][${to}]`],
+    writes: ({ from, to }) => [`user.delivered[${from}][${to}]`],
     guard: (s, { from, to }) =>
       matches(from, to) && V(s, from).sendStep !== null && V(s, to).sendStep !== null && !s.user.delivered[from][to],
     effect: (s, { from, to }) => ({
@@ -545,8 +571,11 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
   const groups = [...Array(G).keys()];
   const tcRaised = (s: EplbState, r: number) => s.threads[r].compute === 'raised' || V(s, r).tcError;
 
+  // What each property reads, for partial-order reduction (conjuncts: per rank, or over all ranks).
+  const fv = (r: number, ...names: string[]) => names.map((n) => `vars[${r}].${n}`);
+  const perRank = (f: (r: number) => string[][]) => ranks.flatMap(f);
   const invariants: Record<string, (s: EplbState) => boolean> = {
-    'same-plan-and-begin-step': (s) => {
+    'same-plan-and-begin-step': observing([ranks.flatMap((r) => [...fv(r, 'sendStep', 'plan', 'begin', 'tcError'), `threads[${r}].compute`])], (s: EplbState) => {
       for (const g of groups) {
         let plan: string | null | undefined;
         let begin: RankVars['begin'] | undefined;
@@ -565,8 +594,8 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
         }
       }
       return true;
-    },
-    'chunk-starts-together': (s) => {
+    }),
+    'chunk-starts-together': observing([ranks.flatMap((r) => fv(r, 'chunkAt', 'step'))], (s: EplbState) => {
       for (const g of groups) {
         const vs = members(g).map((r) => V(s, r));
         for (const a of vs) {
@@ -578,31 +607,32 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
         }
       }
       return true;
-    },
-    'begin-step-not-passed': (s) =>
+    }),
+    'begin-step-not-passed': observing(perRank((r) => [fv(r, 'learnedAt', 'begin')]), (s: EplbState) =>
       ranks.every((r) => {
         const v = V(s, r);
         return v.learnedAt === null || typeof v.begin !== 'number' || v.learnedAt <= v.begin;
-      }),
-    'no-spin-forever': (s) =>
+      })),
+    'no-spin-forever': observing(perRank((r) => [[...fv(r, 'phase', 'computeOngoing'), `threads[${r}].compute`], [...fv(r, 'phase', 'syncOngoing'), `threads[${r}].sync`]]), (s: EplbState) =>
       ranks.every((r) => {
         const v = V(s, r);
         if (v.phase === 'computeSpin' && v.computeOngoing && isFinished(s, r, 'compute')) return false;
         if (v.phase === 'syncSpin' && v.syncOngoing && isFinished(s, r, 'sync')) return false;
         return true;
-      }),
-    'raised-thread-reported': (s) =>
+      })),
+    'raised-thread-reported': observing(perRank((r) => [[...fv(r, 'tcError', 'sendStep', 'reported'), `threads[${r}].compute`], [...fv(r, 'learnedAt', 'reported'), `threads[${r}].sync`]]), (s: EplbState) =>
       ranks.every((r) => {
         const v = V(s, r);
         if (tcRaised(s, r) && v.sendStep !== null && v.reported === null) return false;
         if (s.threads[r].sync === 'raised' && v.learnedAt !== null && v.reported === null) return false;
         return true;
-      }),
-    'forward-thread-never-raises': (s) => ranks.every((r) => s.threads[r].forward !== 'raised'),
-    'model-horizon': (s) => ranks.every((r) => s.threads[r].forward !== 'done' || V(s, r).phase === 'done'),
+      })),
+    'forward-thread-never-raises': observing(perRank((r) => [[`threads[${r}].forward`]]), (s: EplbState) => ranks.every((r) => s.threads[r].forward !== 'raised')),
+    'model-horizon': observing(perRank((r) => [[`threads[${r}].forward`, ...fv(r, 'phase')]]), (s: EplbState) => ranks.every((r) => s.threads[r].forward !== 'done' || V(s, r).phase === 'done')),
   };
   const actionProperties: Record<string, (b: EplbState, st: StepLabel, a: EplbState) => boolean> = {
-    'weights-and-map-switch-together': (b, st) => {
+    // Only a forward pass (the gloo collective of the forward) can break it, and it reads the buffers' blocks.
+    'weights-and-map-switch-together': stepObserving({ actions: ['gloo_collective'], reads: ['blocks'] }, (b: EplbState, st: StepLabel) => {
       if (st.action !== 'gloo_collective') return true;
       // A forward pass is about to run: per group and layer, every rank's weights and map of one version.
       for (const g of groups) {
@@ -618,7 +648,7 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
         }
       }
       return true;
-    },
+    }),
   };
   for (const p of bugs.omit ?? []) {
     delete invariants[p];

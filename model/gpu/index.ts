@@ -10,6 +10,7 @@ export {
   type CollectiveOptions,
   type CommOptions,
   type Cond,
+  type Footprint,
   type ReadSpec,
   type Stmt,
   type ValueSpec,
@@ -65,3 +66,4 @@ export {
 } from './types.ts';
 export { type GpuSystem, gpuSystem, stmtText } from './kit.ts';
 export { allDone, bufferValue, faultOf, isFinished, pendingOps, queued, threadPc } from './query.ts';
+export { observing, stepObserving } from '../por.ts';

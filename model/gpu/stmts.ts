@@ -29,6 +29,14 @@ export type CollectiveKind = 'all_reduce' | 'all_gather' | 'reduce_scatter' | 'b
 /** A condition on the rank's shared variables, the protocol state and buffer contents. */
 export type Cond<U> = (c: Ctx<U>) => boolean;
 
+/**
+ * For partial-order reduction: the state fields a closure (a condition, a custom step, a computed `set`) reads
+ * or writes, as field paths of the whole state (`vars[2].phase`, `user.delivered[0][1]`, `threads[2].compute`),
+ * or a function of the rank. Without it the kit assumes the closure reads the whole state (sound, but every
+ * other step then depends on it); a custom step writes `vars[rank]` and `user` by default.
+ */
+export type Footprint = readonly string[] | ((rank: number) => readonly string[]);
+
 export type Stmt<U = any> =
   | { readonly op: 'launch'; readonly stream: string; readonly name: string; readonly reads: readonly ReadSpec[]; readonly writes: readonly string[]; readonly value?: ValueSpec }
   | { readonly op: 'record'; readonly event: string; readonly stream: string }
@@ -46,16 +54,26 @@ export type Stmt<U = any> =
   | { readonly op: 'collective'; readonly kind: CollectiveKind; readonly buf?: string; readonly group: string; readonly backend: Backend; readonly handle?: string; readonly stream?: string }
   | { readonly op: 'cpuRead'; readonly buf: string; readonly into?: string; readonly expect?: string }
   | { readonly op: 'cpuWrite'; readonly buf: string; readonly value: string }
-  | { readonly op: 'set'; readonly name: string; readonly value: Data | ((c: Ctx<U>) => Data) }
-  | { readonly op: 'until'; readonly cond: Cond<U>; readonly what: string }
-  | { readonly op: 'when'; readonly cond: Cond<U>; readonly what: string; readonly then: readonly Stmt<U>[]; readonly else: readonly Stmt<U>[] }
+  | { readonly op: 'set'; readonly name: string; readonly value: Data | ((c: Ctx<U>) => Data); readonly reads?: Footprint }
+  | { readonly op: 'until'; readonly cond: Cond<U>; readonly what: string; readonly reads?: Footprint }
+  | { readonly op: 'when'; readonly cond: Cond<U>; readonly what: string; readonly then: readonly Stmt<U>[]; readonly else: readonly Stmt<U>[]; readonly reads?: Footprint }
   | { readonly op: 'start'; readonly thread: string }
   | { readonly op: 'join'; readonly thread: string }
   | { readonly op: 'raise'; readonly reason: string }
   | { readonly op: 'mayRaise'; readonly reason: string }
   | { readonly op: 'tryFinally'; readonly body: readonly Stmt<U>[]; readonly finally: readonly Stmt<U>[] }
   | { readonly op: 'tryCatch'; readonly body: readonly Stmt<U>[]; readonly handler: readonly Stmt<U>[] }
-  | { readonly op: 'step'; readonly name: string; readonly guard?: Cond<U>; readonly effect: (c: Ctx<U>) => Update<U>; readonly describe?: (c: Ctx<U>) => string };
+  | {
+      readonly op: 'step';
+      readonly name: string;
+      readonly guard?: Cond<U>;
+      readonly effect: (c: Ctx<U>) => Update<U>;
+      readonly describe?: (c: Ctx<U>) => string;
+      /** What the guard and the effect read (default: the whole state). */
+      readonly reads?: Footprint;
+      /** What the effect's update may change (default: `vars[rank]` and `user`). */
+      readonly writes?: Footprint;
+    };
 
 /** What a statement list may contain: statements, nested lists, and skipped `undefined`/`false`/`null`/`''`. */
 export type Body<U = any> = readonly (Stmt<U> | Body<U> | undefined | null | false | '')[];
@@ -222,21 +240,21 @@ export function cpuWrite(buf: string, value: string): Stmt<any> {
 }
 
 /** Sets a shared variable (flag, mailbox slot) of the rank. */
-export function set<U = any>(name: string, value: Data | ((c: Ctx<U>) => Data)): Stmt<U> {
-  return { op: 'set', name, value };
+export function set<U = any>(name: string, value: Data | ((c: Ctx<U>) => Data), o: { readonly reads?: Footprint } = {}): Stmt<U> {
+  return { op: 'set', name, value, ...(o.reads ? { reads: o.reads } : {}) };
 }
 
 /**
  * A polling loop (`while not cond: sleep()`): one step, enabled only once `cond` holds. A poll that can never
  * succeed leaves the thread blocked: a deadlock whose explanation names `what`.
  */
-export function until<U = any>(cond: Cond<U>, what: string): Stmt<U> {
-  return { op: 'until', cond, what };
+export function until<U = any>(cond: Cond<U>, what: string, o: { readonly reads?: Footprint } = {}): Stmt<U> {
+  return { op: 'until', cond, what, ...(o.reads ? { reads: o.reads } : {}) };
 }
 
 /** `if cond: then else: otherwise`, evaluated as one step when reached. */
-export function when<U = any>(cond: Cond<U>, what: string, then: Body<U>, otherwise: Body<U> = []): Stmt<U> {
-  return { op: 'when', cond, what, then: flat(then), else: flat(otherwise) };
+export function when<U = any>(cond: Cond<U>, what: string, then: Body<U>, otherwise: Body<U> = [], o: { readonly reads?: Footprint } = {}): Stmt<U> {
+  return { op: 'when', cond, what, then: flat(then), else: flat(otherwise), ...(o.reads ? { reads: o.reads } : {}) };
 }
 
 /** `thread.start()`: a thread declared with `autoStart: false` begins. */
@@ -275,7 +293,13 @@ export function tryCatch<U = any>(body: Body<U>, handler: Body<U>): Stmt<U> {
  */
 export function step<U = any>(
   name: string,
-  spec: { readonly guard?: Cond<U>; readonly effect: (c: Ctx<U>) => Update<U>; readonly describe?: (c: Ctx<U>) => string },
+  spec: {
+    readonly guard?: Cond<U>;
+    readonly effect: (c: Ctx<U>) => Update<U>;
+    readonly describe?: (c: Ctx<U>) => string;
+    readonly reads?: Footprint;
+    readonly writes?: Footprint;
+  },
 ): Stmt<U> {
   return { op: 'step', name, ...spec };
 }

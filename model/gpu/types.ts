@@ -140,6 +140,11 @@ export interface GpuSystemSpec<U> {
   readonly liveness?: { readonly [name: string]: import('../liveness.ts').Liveness<GpuState<U>> };
   /** Fairness per actor (`rank 0 main`, `rank 0 stream C`, ...) or for all, passed to the system. */
   readonly fairness?: import('../liveness.ts').FairnessKind | { readonly [actor: string]: import('../liveness.ts').FairnessKind };
+  /**
+   * Partial-order reduction: the fields the protocol's invariants and goals read that do not say so themselves
+   * (`observing(groups, fn)` from model/por.ts, re-exported here). The kit's own properties declare theirs.
+   */
+  readonly observes?: readonly string[];
   /** Turn kit checks off: `{ 'no-uninitialised-read': false }`. */
   readonly checks?: { readonly [P in KitProperty]?: boolean };
   /**
