@@ -54,49 +54,12 @@ export class FingerprintSet {
   private indices: Uint32Array | undefined;
   size = 0;
 
-  /**
-   * `shared`: the table lives in a SharedArrayBuffer, so that other threads can look fingerprints up in it
-   * (FingerprintSet.reader) while this one is not adding.
-   */
-  constructor(
-    initialCapacity = 1 << 16,
-    withIndices = false,
-    private readonly shared = false,
-  ) {
+  constructor(initialCapacity = 1 << 16, withIndices = false) {
     this.cap = Math.max(1024, Math.ceil(initialCapacity));
     this.scale = this.cap / 4294967296;
     this.limit = Math.floor(this.cap * MAX_LOAD);
-    this.table = this.allocate(this.cap * 2);
+    this.table = new Uint32Array(this.cap * 2);
     if (withIndices) this.indices = new Uint32Array(this.cap);
-  }
-
-  private allocate(n: number): Uint32Array {
-    return this.shared ? new Uint32Array(new SharedArrayBuffer(4 * n)) : new Uint32Array(n);
-  }
-
-  /** The table's current memory (it changes when the set grows): what `FingerprintSet.reader` takes. */
-  get buffer(): ArrayBufferLike {
-    return this.table.buffer;
-  }
-
-  /** Membership in a table another thread owns, read while that thread does not add to it. */
-  static reader(buffer: ArrayBufferLike): { has(hi: number, lo: number): boolean } {
-    const t = new Uint32Array(buffer);
-    const cap = t.length >>> 1;
-    const scale = cap / 4294967296;
-    return {
-      has(hi: number, lo: number): boolean {
-        if (hi === 0 && lo === 0) lo = 1;
-        let i = Math.floor(((lo ^ Math.imul(hi, 0x9e3779b1)) >>> 0) * scale);
-        for (;;) {
-          const a = t[2 * i];
-          const b = t[2 * i + 1];
-          if (a === hi && b === lo) return true;
-          if (a === 0 && b === 0) return false;
-          if (++i === cap) i = 0;
-        }
-      },
-    };
   }
 
   /** Graph mode: inserts with `index` and returns -1, or returns the index already stored for it. */
@@ -168,7 +131,7 @@ export class FingerprintSet {
     const oldIndices = this.indices;
     const cap = Math.ceil(this.cap * GROWTH);
     const scale = cap / 4294967296;
-    const t = this.allocate(cap * 2);
+    const t = new Uint32Array(cap * 2);
     const idx = oldIndices ? new Uint32Array(cap) : undefined;
     for (let j = 0; j < old.length; j += 2) {
       const hi = old[j];

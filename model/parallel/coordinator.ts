@@ -239,7 +239,6 @@ class Coordinator {
         maxRank: limitRank >= 0 ? limitRank : Infinity,
         limitRank,
         reached: [...reached],
-        seen: frontier.map((f) => f.seen),
       }));
       for (const r of passed) {
         this.peakRss = Math.max(this.peakRss, r.rss);

@@ -34,7 +34,6 @@ export class PackedWorkerSearch extends WorkerSearch<unknown> {
     opts: WorkerOptions,
   ) {
     super(system, me, workers, strings, progress, control, opts);
-    this.filterAtSource = false;
     const wanted = (name: string) => opts.properties === null || opts.properties.includes(name);
     this.invariants = model.invariants.filter(([name]) => wanted(name));
     this.goals = model.reachable.filter(([name]) => wanted(name));

@@ -112,8 +112,6 @@ export type ToWorker =
       readonly limitRank: number;
       /** Reachability goals some worker already reached. */
       readonly reached: readonly string[];
-      /** Every owner's visited table (FingerprintSet.buffer): read-only during the pass. */
-      readonly seen: readonly SharedArrayBuffer[];
     }
   | { readonly type: 'dedupe'; readonly incoming: readonly Parcel[] }
   | { readonly type: 'count'; readonly key: number; readonly level: number }
@@ -123,7 +121,7 @@ export type FromWorker =
   | { readonly type: 'ready'; readonly instances: number }
   | { readonly type: 'failed'; readonly message: string }
   | { readonly type: 'crash'; readonly message: string }
-  | { readonly type: 'frontier'; readonly frontier: FrontierInfo; readonly bytes: number; readonly seen: SharedArrayBuffer }
+  | { readonly type: 'frontier'; readonly frontier: FrontierInfo; readonly bytes: number }
   | {
       readonly type: 'passed';
       readonly inv: FoundEvent | null;

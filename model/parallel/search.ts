@@ -139,57 +139,12 @@ class Outbox {
   }
 }
 
-/**
- * The fingerprints this worker already routed in the current level: a successor it generates again (a
- * diamond) is dropped at once, since the copy routed first has the smaller key. One (hi, lo) pair a slot, so
- * that a probe touches one cache line; (0, 0) marks an empty slot (the one fingerprint equal to it is nudged
- * to (0, 1), as FingerprintSet does). Cleared per level.
- */
-class LevelSet {
-  private table = new Uint32Array(2 << 16);
-  private mask = (1 << 16) - 1;
-  private size = 0;
-
-  clear(): void {
-    if (this.size > 0) this.table.fill(0);
-    this.size = 0;
-  }
-
-  add(hi: number, lo: number): boolean {
-    if (hi === 0 && lo === 0) lo = 1;
-    const t = this.table;
-    let i = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
-    for (;;) {
-      const a = t[2 * i];
-      const b = t[2 * i + 1];
-      if (a === 0 && b === 0) {
-        t[2 * i] = hi;
-        t[2 * i + 1] = lo;
-        if (++this.size * 2 > this.mask + 1) this.grow();
-        return true;
-      }
-      if (a === hi && b === lo) return false;
-      i = (i + 1) & this.mask;
-    }
-  }
-
-  private grow(): void {
-    const old = this.table;
-    this.table = new Uint32Array(old.length * 2);
-    this.mask = (this.mask << 1) | 1;
-    this.size = 0;
-    for (let i = 0; i < old.length; i += 2) if (old[i] !== 0 || old[i + 1] !== 0) this.add(old[i], old[i + 1]);
-  }
-}
-
 const EMPTY = new Int32Array(0);
 const RECENT_MASK = (1 << 15) - 1;
 
 export class WorkerSearch<S> {
   protected readonly enc: SharedEncoder;
-  protected readonly seen = new FingerprintSet(1 << 16, false, true);
-  /** Every owner's visited table, as of the level being expanded (this worker's own included). */
-  protected seenBy: { has(hi: number, lo: number): boolean }[] = [];
+  protected readonly seen = new FingerprintSet(1 << 16);
   /** Each state's parent: its owner and its index there. */
   protected readonly parents: OwnerParentColumn;
   /** The action instance (initial state index for a root) that reached each state: a byte when they fit. */
@@ -200,14 +155,8 @@ export class WorkerSearch<S> {
   protected spare = new Frontier();
   protected readonly outs: Outbox[];
   protected readonly pool: Int32Array[] = [];
-  protected readonly sent = new LevelSet();
   protected readonly fp = new Uint32Array(2);
   /** Fingerprints recently routed or found visited, direct-mapped by their low bits ((0, 0) never matches a real one). */
-  /**
-   * Look successors up in the owners' visited tables and this level's sends before routing them. Worth it when
-   * encodings are long; for packed states (a few words) the probes cost more than the copies they save.
-   */
-  protected filterAtSource = true;
   protected readonly recent = new Uint32Array(2 * (RECENT_MASK + 1));
   protected readonly progress: Float64Array;
   protected readonly control: Int32Array;
@@ -272,7 +221,7 @@ export class WorkerSearch<S> {
       this.parents.push(0, NO_PARENT);
       this.via.push(i);
     }
-    return { type: 'frontier', frontier: f.info(), bytes: this.bytes, seen: this.seen.buffer as SharedArrayBuffer };
+    return { type: 'frontier', frontier: f.info(), bytes: this.bytes };
   }
 
   /** Initial state i as the words a frontier holds. */
@@ -349,7 +298,6 @@ export class WorkerSearch<S> {
   pass(msg: Extract<ToWorker, { type: 'pass' }>): FromWorker {
     const level = msg.level;
     this.beginPass();
-    this.seenBy = msg.seen.map((b, o) => (o === this.me ? this.seen : FingerprintSet.reader(b)));
     const views = msg.frontiers.map(view);
     const { owner, local } = this.order(views);
     const n = owner.length;
@@ -360,7 +308,6 @@ export class WorkerSearch<S> {
       if (o !== this.me && out.buf === EMPTY) out.buf = this.pool.pop() ?? new Int32Array(1 << 14);
       out.used = 0;
     }
-    this.sent.clear();
     this.levelTransitions = 0;
     let expanded = 0;
     let processed = 0;
@@ -569,7 +516,7 @@ export class WorkerSearch<S> {
 
   /**
    * Sends a successor (its encoding is `words[0, len)`, reached from state `local` of `parentOwner`, of rank
-   * `rank`, by instance a) to its owner, unless it is known to be visited or already sent in this level.
+   * `rank`, by instance a) to its owner, unless this worker routed or met it recently.
    */
   protected route(words: Int32Array, len: number, parentOwner: number, local: number, rank: number, a: number): void {
     const fp = this.fp;
@@ -583,9 +530,9 @@ export class WorkerSearch<S> {
     if (r[slot] === hi && r[slot + 1] === lo) return;
     r[slot] = hi;
     r[slot + 1] = lo;
+    // Everything else goes to its owner, which merges the streams in key order (looking successors up in the
+    // owners' tables here, or keeping this level's sends apart, cost more probes than the copies they saved).
     const owner = this.workers === 1 ? 0 : hi % this.workers;
-    // Already visited (every owner's table is read-only while a pass runs), or already sent in this level.
-    if (this.filterAtSource && (this.seenBy[owner].has(hi, lo) || !this.sent.add(hi, lo))) return;
     const out = this.outs[owner];
     if (out.used + RECORD_HEADER + len > out.buf.length) out.grow(RECORD_HEADER + len);
     const b = out.buf;
@@ -689,7 +636,7 @@ export class WorkerSearch<S> {
     this.spare = this.prev;
     this.prev = this.cur;
     this.cur = next;
-    return { type: 'frontier', frontier: next.info(), bytes: this.bytes, seen: this.seen.buffer as SharedArrayBuffer };
+    return { type: 'frontier', frontier: next.info(), bytes: this.bytes };
   }
 
   /**
