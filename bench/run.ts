@@ -2,7 +2,7 @@
  * `npm run bench [-- --json] [-- --sizes 7,8] [-- --workers 2] [-- --no-reductions]`: two-phase commit in
  * Interleave (its object model and its layout model, each single-threaded and with worker threads) and in SPIN
  * (same model, same state count), side by side in one run so that the ratios, not the noisy absolute speeds,
- * are what we read; then the reductions table
+ * are what we read, with the machine's own ceiling for threads (bench/scaling.ts); then the reductions table
  * (bench/reductions.ts): liveness, symmetry and partial-order reduction against the plain search.
  */
 import { parseArgs } from 'node:util';
@@ -11,6 +11,7 @@ import { renderTable } from '../model/cli/table.ts';
 import { knownStateCounts, twoPhase } from '../spec/examples/two-phase.ts';
 import { twoPhasePacked } from '../spec/examples/two-phase-packed.ts';
 import { REDUCTION_HEADERS, reductionCells, reductionRows } from './reductions.ts';
+import { scalingRows } from './scaling.ts';
 import { ensureSpin, runSpin } from './spin/runSpin.ts';
 
 interface Row {
@@ -98,11 +99,14 @@ function measured(r: CheckResult): Pick<Row, 'states' | 'seconds' | 'statesPerSe
   };
 }
 
+// The machine's ceiling for the parallel rows: the same loops on one thread and on `workers` threads.
+const scaling = await scalingRows(workers);
+
 // Liveness, symmetry and partial-order reduction, each against the plain search of the same model.
 const reductions = values['no-reductions'] ? [] : await reductionRows(Math.max(...sizes));
 
 if (values.json) {
-  console.log(JSON.stringify({ rows, reductions }, null, 2));
+  console.log(JSON.stringify({ rows, scaling, reductions }, null, 2));
 } else {
   const rate = (model: string | undefined, tool: string, n: number) =>
     rows.find((r) => (model === undefined || r.model === model) && r.tool === tool && r.size === n)?.statesPerSecond;
@@ -130,6 +134,8 @@ if (values.json) {
   console.log('\nbytes/state: Interleave counts its visited set and trace links; SPIN its whole search memory.');
   console.log('vs interleave: states/s against the single-threaded row of the same model and size (worker start-up included).');
   console.log('objects: states as plain objects (spec/examples/two-phase.ts); layout: the same model over a packed layout (two-phase-packed.ts).');
+  const ceiling = scaling.map((r) => `${r.kind} ${r.ratio.toFixed(2)}x`).join(', ');
+  console.log(`this machine with ${workers} threads against one (bench/scaling.ts; ideal ${workers}x): ${ceiling}.`);
   if (reductions.length > 0) {
     console.log(`\n${renderTable(REDUCTION_HEADERS, reductions.map(reductionCells))}`);
     console.log('\nstate factor: states without / with; time ratio: seconds with / without (liveness: against the safety check).');
