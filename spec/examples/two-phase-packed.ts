@@ -108,7 +108,7 @@ export default defineProtocol<null>({
   summary: 'two-phase commit over a packed layout (the fast path); the same state counts as two-phase, and one bug',
   configs: { check: null },
   variants: [
-    ...[3, 4, 5, 6, 7].map((n) => ({
+    ...[3, 4, 5, 6, 7, 8].map((n) => ({
       name: `rm${n}`,
       summary: `${n} resource managers`,
       expect: { verdict: 'holds', states: knownStateCounts[n] } as const,
