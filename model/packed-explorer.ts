@@ -255,6 +255,7 @@ class PackedSearch<S> {
     hashWords(this.dw, this.W, fp);
     const hi = fp[0];
     const lo = fp[1];
+    // An empty slot holds (0, 0): a state hashing to it is taken as seen (probability 2^-64; see hashWords).
     const r = this.recent;
     const slot = (lo & this.recentMask) << 1;
     if (r[slot] === hi && r[slot + 1] === lo) return false;

@@ -156,7 +156,7 @@ export class WorkerSearch<S> {
   protected readonly outs: Outbox[];
   protected readonly pool: Int32Array[] = [];
   protected readonly fp = new Uint32Array(2);
-  /** Fingerprints recently routed or found visited, direct-mapped by their low bits ((0, 0) never matches a real one). */
+  /** Fingerprints recently routed, direct-mapped by their low bits ((0, 0) is empty: see hashWords). */
   protected readonly recent = new Uint32Array(2 * (RECENT_MASK + 1));
   protected readonly progress: Float64Array;
   protected readonly control: Int32Array;
