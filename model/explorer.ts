@@ -175,7 +175,7 @@ class Search<S> {
    * close a cycle. Under the reduction, the fingerprints of the next level are kept to tell.
    */
   private fresh = false;
-  private nextLevel: Set<string> | undefined;
+  private nextLevel: FingerprintSet | undefined;
 
   /** Whether a state with no enabled action (and not terminal) is reported. */
   private readonly deadlock: boolean;
@@ -218,7 +218,7 @@ class Search<S> {
       else {
         this.por = porSetup.plan;
         this.ample = new AmpleChooser(porSetup.plan);
-        this.nextLevel = new Set();
+        this.nextLevel = new FingerprintSet(1024);
       }
     } else if (porSetup && 'off' in porSetup && porSetup.off !== 'no action declares reads and writes') {
       this.notes.push(`partial-order reduction is off: ${porSetup.off}`);
@@ -355,7 +355,8 @@ class Search<S> {
         }
       }
       levelBase += cur.count;
-      this.nextLevel?.clear();
+      // Sized for a level like the one just found, so that it rarely grows.
+      if (this.nextLevel) this.nextLevel = new FingerprintSet(next.count * 1.3);
       this.enc.specialise(this.system.inits[0] as Data);
       [cur, next] = [next, cur];
       next.reset();
@@ -477,8 +478,8 @@ class Search<S> {
       }
     }
     const added = this.addState(idx, inst.id);
-    this.fresh = added || (this.nextLevel !== undefined && this.nextLevel.has(`${this.fp[0]},${this.fp[1]}`));
-    if (added && this.nextLevel !== undefined) this.nextLevel.add(`${this.fp[0]},${this.fp[1]}`);
+    this.fresh = added || (this.nextLevel !== undefined && this.nextLevel.has(this.fp[0], this.fp[1]));
+    if (added && this.nextLevel !== undefined) this.nextLevel.add(this.fp[0], this.fp[1]);
     if (this.graph) {
       this.edgeTarget.push(added ? this.parent.length - 1 : this.found);
       this.edgeVia.push(inst.id);
