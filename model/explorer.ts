@@ -17,6 +17,7 @@ import { badSuccessorText, checkedProperties, effectThrewText, errText, threwTex
 
 export { errText } from './faults.ts';
 import { type Trace, buildTrace } from './trace.ts';
+import { SearchWatch, deadlockMessage, stuckAt } from './watch.ts';
 
 export type Verdict = 'holds' | 'violated' | 'incomplete' | 'error';
 export type PropertyKind = 'invariant' | 'action-property' | 'deadlock' | 'reachability' | 'liveness';
@@ -161,7 +162,7 @@ class Search<S> {
   private transitions = 0;
   private depth = 0;
   private readonly started = performance.now();
-  private peakRss = process.memoryUsage.rss();
+  private readonly watch: SearchWatch;
   private readonly reachedGoals = new Set<string>();
   /** Partial-order reduction: the plan and the chooser, when the model declares reads/writes and it is on. */
   private readonly por: PorPlan | undefined;
@@ -185,6 +186,7 @@ class Search<S> {
     private readonly system: System<S>,
     private readonly opts: CheckOptions,
   ) {
+    this.watch = new SearchWatch(opts, this.started);
     this.wanted = propertyFilter(system, opts.properties);
     this.deadlock = opts.deadlock !== false && this.wanted('deadlock');
     const liveness = Object.entries(system.spec.liveness ?? {}).filter(([name]) => this.wanted(name));
@@ -254,8 +256,6 @@ class Search<S> {
     const terminal = spec.terminal;
     const maxStates = this.opts.maxStates ?? Infinity;
     const maxDepth = this.opts.maxDepth ?? Infinity;
-    const deadline = this.opts.timeLimit !== undefined ? this.started + this.opts.timeLimit * 1000 : Infinity;
-    let nextProgress = this.started + 1000;
 
     let cur = new Level();
     let next = new Level();
@@ -331,28 +331,11 @@ class Search<S> {
         if (!this.enc.sameAs(cur.words, cur.starts[k], len)) this.blameMutation(cur.words, cur.starts[k], idx);
         if (enabled === 0 && this.deadlock && !(terminal && this.isTerminal(terminal, s, idx))) {
           const trace = this.traceTo(idx, []);
-          // Explained on the trace's own last state: under symmetry `s` is a representative with ranks renamed.
-          const last = (trace.steps.length > 0 ? trace.steps[trace.steps.length - 1].state : trace.initial) as S;
-          const stuck = spec.explainStuck ? safeLines(() => spec.explainStuck!(last)) : undefined;
-          const msg = `deadlock: no action is enabled after ${trace.steps.length} steps, and the state is not terminal`;
-          return { ...this.violated('deadlock', 'deadlock', msg, trace), ...(stuck ? { stuck } : {}) };
+          const stuck = stuckAt(trace, spec.explainStuck);
+          return { ...this.violated('deadlock', 'deadlock', deadlockMessage(trace), trace), ...(stuck ? { stuck } : {}) };
         }
-        if ((k & 255) === 0) {
-          const now = performance.now();
-          if (now > deadline) return this.incomplete(`time limit ${this.opts.timeLimit} s reached`);
-          if (this.opts.maxMemoryMB !== undefined && (k & 4095) === 0) {
-            const rss = process.memoryUsage.rss();
-            this.peakRss = Math.max(this.peakRss, rss);
-            if (rss > this.opts.maxMemoryMB * (1 << 20)) {
-              return this.incomplete(`memory limit ${this.opts.maxMemoryMB} MB reached (resident ${Math.round(rss / (1 << 20))} MB)`);
-            }
-          }
-          if (now >= nextProgress) {
-            nextProgress = now + 1000;
-            this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
-            this.opts.onProgress?.(this.stats());
-          }
-        }
+        const stop = this.watch.tick(k, () => this.stats());
+        if (stop !== undefined) return this.incomplete(stop);
       }
       levelBase += cur.count;
       // Sized for a level like the one just found, so that it rarely grows.
@@ -440,12 +423,8 @@ class Search<S> {
       const fairness = units.length === 0 ? 'no fairness declared' : `${units.length} fairness unit(s)`;
       const result = this.violated(name, 'liveness', `liveness '${name}' (${l.kind}) fails: ${what}; ${ending} (${fairness})`, trace);
       // A behaviour that ends stuck: say what each blocked actor waits for, as a deadlock report does.
-      const explain = this.system.spec.explainStuck;
-      if (cycle.length === 0 && explain) {
-        const last = trace.steps.length > 0 ? trace.steps[trace.steps.length - 1].state : trace.initial;
-        const stuck = safeLines(() => explain(last as S));
-        if (stuck) return { ...result, stuck };
-      }
+      const stuck = cycle.length === 0 ? stuckAt(trace, this.system.spec.explainStuck) : undefined;
+      if (stuck) return { ...result, stuck };
       return result;
     }
     return undefined;
@@ -705,7 +684,6 @@ class Search<S> {
   private stats(): Stats {
     const seconds = (performance.now() - this.started) / 1000;
     const states = this.parent.length;
-    this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
     const graphBytes = this.graph ? this.edgeStart.bytes + this.edgeTarget.bytes + this.edgeVia.bytes : 0;
     const bytes = this.seen.bytes + this.parent.bytes + this.via.bytes + graphBytes;
     return {
@@ -715,7 +693,7 @@ class Search<S> {
       seconds,
       statesPerSecond: seconds > 0 ? states / seconds : 0,
       bytesPerState: states > 0 ? bytes / states : 0,
-      peakRssMB: this.peakRss / (1 << 20),
+      peakRssMB: this.watch.peakMB(),
     };
   }
 }
@@ -772,11 +750,4 @@ function safeText(f: () => string): string | undefined {
   }
 }
 
-function safeLines(f: () => readonly string[]): readonly string[] | undefined {
-  try {
-    return f();
-  } catch (e) {
-    return [`(explainStuck threw: ${errText(e)})`];
-  }
-}
 

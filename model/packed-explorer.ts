@@ -17,6 +17,7 @@ import type { PackedModel } from './packed.ts';
 import type { ActionInstance, System } from './system.ts';
 import { formatLabel } from './system.ts';
 import type { Trace } from './trace.ts';
+import { SearchWatch, deadlockMessage, stuckAt } from './watch.ts';
 
 
 /** Why the fast path cannot run this check (the generic explorer then does), or undefined when it can. */
@@ -92,6 +93,14 @@ export function compileExpand(model: PackedModel, emit: (a: number, k: number) =
   return new Function(...names, body)(...args) as Expand;
 }
 
+/** The words a search expands from (`sw`) and writes successors into (`dw`), with a reader and a draft over them. */
+export function packedViews(model: PackedModel) {
+  const W = model.layout.words;
+  const sw = new Int32Array(W);
+  const dw = new Int32Array(W);
+  return { W, sw, dw, sv: model.layout.reader(sw) as unknown, dv: model.layout.draft(dw) as unknown };
+}
+
 /** A level of the queue: `count` states of W words each. */
 class Level {
   words: Int32Array;
@@ -136,7 +145,7 @@ class PackedSearch<S> {
   private transitions = 0;
   private depth = 0;
   private readonly started = performance.now();
-  private peakRss = process.memoryUsage.rss();
+  private readonly watch: SearchWatch;
   private readonly invariants: readonly [string, (s: unknown) => boolean][];
   private readonly goals: readonly [string, (s: unknown) => boolean][];
   private readonly reached = new Set<string>();
@@ -149,14 +158,11 @@ class PackedSearch<S> {
     private readonly model: PackedModel,
     private readonly opts: CheckOptions,
   ) {
+    this.watch = new SearchWatch(opts, this.started);
     const wanted = propertyFilter(system, opts.properties);
     this.invariants = model.invariants.filter(([name]) => wanted(name));
     this.goals = model.reachable.filter(([name]) => wanted(name));
-    this.W = model.layout.words;
-    this.sw = new Int32Array(this.W);
-    this.dw = new Int32Array(this.W);
-    this.sv = model.layout.reader(this.sw);
-    this.dv = model.layout.draft(this.dw);
+    ({ W: this.W, sw: this.sw, dw: this.dw, sv: this.sv, dv: this.dv } = packedViews(model));
     this.nv = model.layout.reader(this.dw);
     this.via = ChunkedColumn.forValuesBelow(Math.max(system.instances.length, system.inits.length));
     this.next = new Level(this.W);
@@ -180,8 +186,6 @@ class PackedSearch<S> {
     const terminal = this.model.terminal;
     const deadlock = this.opts.deadlock !== false && propertyFilter(this.system, this.opts.properties)('deadlock');
     const maxDepth = this.opts.maxDepth ?? Infinity;
-    const deadline = this.opts.timeLimit !== undefined ? this.started + this.opts.timeLimit * 1000 : Infinity;
-    let nextProgress = this.started + 1000;
 
     for (let i = 0; i < this.system.inits.length; i++) {
       this.model.layout.pack(this.system.inits[i] as never, dw);
@@ -205,28 +209,11 @@ class PackedSearch<S> {
         if (enabled < 0) return this.stop!;
         if (enabled === 0 && deadlock && !(terminal && this.isTerminal(terminal))) {
           const trace = this.traceTo(this.base + k, []);
-          const last = trace.steps.length > 0 ? trace.steps[trace.steps.length - 1].state : trace.initial;
-          const explain = this.system.spec.explainStuck;
-          const stuck = explain ? safeLines(() => explain(last as S)) : undefined;
-          const msg = `deadlock: no action is enabled after ${trace.steps.length} steps, and the state is not terminal`;
-          return { ...this.violated('deadlock', 'deadlock', msg, trace), ...(stuck ? { stuck } : {}) };
+          const stuck = stuckAt(trace, this.system.spec.explainStuck);
+          return { ...this.violated('deadlock', 'deadlock', deadlockMessage(trace), trace), ...(stuck ? { stuck } : {}) };
         }
-        if ((k & 255) === 0) {
-          const now = performance.now();
-          if (now > deadline) return this.incomplete(`time limit ${this.opts.timeLimit} s reached`);
-          if (this.opts.maxMemoryMB !== undefined && (k & 4095) === 0) {
-            const rss = process.memoryUsage.rss();
-            this.peakRss = Math.max(this.peakRss, rss);
-            if (rss > this.opts.maxMemoryMB * (1 << 20)) {
-              return this.incomplete(`memory limit ${this.opts.maxMemoryMB} MB reached (resident ${Math.round(rss / (1 << 20))} MB)`);
-            }
-          }
-          if (now >= nextProgress) {
-            nextProgress = now + 1000;
-            this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
-            this.opts.onProgress?.(this.stats());
-          }
-        }
+        const stop = this.watch.tick(k, () => this.stats());
+        if (stop !== undefined) return this.incomplete(stop);
       }
       this.base += cur.count;
       const done = cur;
@@ -352,7 +339,6 @@ class PackedSearch<S> {
   private stats(): Stats {
     const seconds = (performance.now() - this.started) / 1000;
     const states = this.parent.length;
-    this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
     const bytes = this.seen.bytes + this.parent.bytes + this.via.bytes + this.recent.byteLength;
     return {
       states,
@@ -361,15 +347,7 @@ class PackedSearch<S> {
       seconds,
       statesPerSecond: seconds > 0 ? states / seconds : 0,
       bytesPerState: states > 0 ? bytes / states : 0,
-      peakRssMB: this.peakRss / (1 << 20),
+      peakRssMB: this.watch.peakMB(),
     };
-  }
-}
-
-function safeLines(f: () => readonly string[]): readonly string[] | undefined {
-  try {
-    return f();
-  } catch (e) {
-    return [`(explainStuck threw: ${errText(e)})`];
   }
 }
