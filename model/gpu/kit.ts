@@ -1689,14 +1689,24 @@ class Compiler<U> {
    */
   private swappable(s: S, a: number, b: number, h: GpuSymmetry<U>): boolean {
     if (!h.permuteVars && !h.permuteUser && !h.signature) return true;
-    const swap = [...Array(this.N).keys()].map((i) => (i === a ? b : i === b ? a : i));
+    const swap = this.swapOf(a, b);
     if (h.permuteUser && !equalData(h.permuteUser(s.user as U, swap) as Data, s.user as Data)) return false;
     // Every other rank's variables first (usually one list entry each), then a's against b's.
-    for (const r of [...[...Array(this.N).keys()].filter((x) => x !== a && x !== b), a, b]) {
-      if (!this.varsMoveTo(s.vars[r], swap, s.vars[swap[r]], a, b, h)) return false;
+    for (let r = 0; r < this.N; r++) {
+      if (r !== a && r !== b && !this.varsMoveTo(s.vars[r], swap, s.vars[r], a, b, h)) return false;
     }
-    return true;
+    return this.varsMoveTo(s.vars[a], swap, s.vars[b], a, b, h) && this.varsMoveTo(s.vars[b], swap, s.vars[a], a, b, h);
   }
+
+  /** The permutation that swaps ranks a and b (one array per pair, made once). */
+  private swapOf(a: number, b: number): readonly number[] {
+    const k = a * this.N + b;
+    let swap = this.swaps.get(k);
+    if (swap === undefined) this.swaps.set(k, (swap = Array.from({ length: this.N }, (_, i) => (i === a ? b : i === b ? a : i))));
+    return swap;
+  }
+
+  private readonly swaps = new Map<number, readonly number[]>();
 
   /** Whether one rank's variables `v`, renamed by the swap of a and b, equal `w` (cached by object: successors share them). */
   private varsMoveTo(v: Vars, swap: readonly number[], w: Vars, a: number, b: number, h: GpuSymmetry<U>): boolean {
@@ -1705,13 +1715,13 @@ class Compiler<U> {
     if (byV === undefined) this.swapCache.set(v, (byV = new Map()));
     let wid = this.objectIds.get(w);
     if (wid === undefined) this.objectIds.set(w, (wid = this.nextObjectId++));
-    const k = `${a},${b},${wid}`;
+    const k = (wid * this.N + a) * this.N + b;
     let out = byV.get(k);
     if (out === undefined) byV.set(k, (out = equalData(h.permuteVars(v, swap) as Data, w as Data)));
     return out;
   }
 
-  private readonly swapCache = new WeakMap<object, Map<string, boolean>>();
+  private readonly swapCache = new WeakMap<object, Map<number, boolean>>();
   private readonly objectIds = new WeakMap<object, number>();
   private nextObjectId = 0;
 
