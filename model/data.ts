@@ -477,13 +477,21 @@ export function equalData(a: Data | undefined, b: Data | undefined): boolean {
   if (Array.isArray(a) !== Array.isArray(b)) return false;
   if (Array.isArray(a)) {
     const bb = b as readonly Data[];
-    return a.length === bb.length && a.every((x, i) => equalData(x, bb[i]));
+    if (a.length !== bb.length) return false;
+    for (let i = 0; i < a.length; i++) if (!equalData(a[i], bb[i])) return false;
+    return true;
   }
+  // Plain loops, no key arrays: symmetry checks compare many small records per state.
   const ao = a as Record<string, Data>;
   const bo = b as Record<string, Data>;
-  const ka = Object.keys(ao);
-  if (ka.length !== Object.keys(bo).length) return false;
-  return ka.every((k) => k in bo && equalData(ao[k], bo[k]));
+  let n = 0;
+  for (const k in ao) {
+    if (!Object.hasOwn(ao, k)) continue;
+    if (!Object.hasOwn(bo, k) || !equalData(ao[k], bo[k])) return false;
+    n++;
+  }
+  for (const k in bo) if (Object.hasOwn(bo, k)) n--;
+  return n === 0;
 }
 
 /** Compact one-line rendering of data for traces: strings unquoted where unambiguous. */
