@@ -134,8 +134,12 @@ class Level {
 
 export function check<S>(system: System<S>, options: CheckOptions = {}): CheckResult {
   const packed = packedOf(system);
-  if (packed !== undefined && packedUnfit(system, options) === undefined) return checkPacked(system, packed, options);
-  return new Search(system, options).run();
+  if (packed === undefined) return new Search(system, options).run();
+  const unfit = packedUnfit(system, options);
+  if (unfit === undefined) return checkPacked(system, packed, options);
+  // A layout model on the generic engine: say why, unless the user asked for it.
+  const r = new Search(system, options).run();
+  return unfit === 'turned off' ? r : { ...r, notes: [...(r.notes ?? []), `packed fast path not used (${unfit}): checked by the generic explorer`] };
 }
 
 class Search<S> {

@@ -283,5 +283,8 @@ describe('the packed fast path agrees with the generic explorer', () => {
     expect(r.verdict).toBe('holds');
     expect(r.stats.states).toBe(3);
     expect(r.notes?.some((note) => /packed states/.test(note)) ?? false).toBe(false);
+    expect(r.notes).toContain('packed fast path not used (liveness needs the state graph): checked by the generic explorer');
+    // Without the liveness property the fast path takes it again.
+    expect(check(sys, { liveness: false }).notes).toContain('packed states: 1 word each');
   });
 });
