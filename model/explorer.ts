@@ -17,7 +17,7 @@ import { badSuccessorText, checkedProperties, effectThrewText, errText, threwTex
 
 export { errText } from './faults.ts';
 import { type Trace, buildTrace } from './trace.ts';
-import { SearchWatch, deadlockMessage, stuckAt } from './watch.ts';
+import { SearchWatch, deadlockMessage, pathTo, stuckAt, violatedResult } from './watch.ts';
 
 export type Verdict = 'holds' | 'violated' | 'incomplete' | 'error';
 export type PropertyKind = 'invariant' | 'action-property' | 'deadlock' | 'reachability' | 'liveness';
@@ -165,7 +165,6 @@ class Search<S> {
   private readonly fp = new Uint32Array(2);
   private transitions = 0;
   private depth = 0;
-  private readonly started = performance.now();
   private readonly watch: SearchWatch;
   private readonly reachedGoals = new Set<string>();
   /** Partial-order reduction: the plan and the chooser, when the model declares reads/writes and it is on. */
@@ -190,7 +189,7 @@ class Search<S> {
     private readonly system: System<S>,
     private readonly opts: CheckOptions,
   ) {
-    this.watch = new SearchWatch(opts, this.started);
+    this.watch = new SearchWatch(opts);
     this.wanted = propertyFilter(system, opts.properties);
     this.deadlock = opts.deadlock !== false && this.wanted('deadlock');
     const liveness = Object.entries(system.spec.liveness ?? {}).filter(([name]) => this.wanted(name));
@@ -410,15 +409,10 @@ class Search<S> {
       const lasso = findFairLasso(g, allowed, entries, units);
       if (!lasso) continue;
       // Prefix: the BFS tree path to the entry, then the path inside the region; then the cycle.
-      const toEntry: number[] = [];
-      let i = lasso.entry;
-      while (this.parent.get(i) !== NO_PARENT) {
-        toEntry.push(this.via.get(i));
-        i = this.parent.get(i);
-      }
-      const prefix = [...toEntry.reverse(), ...lasso.path.map((e) => g.via[e])];
+      const toEntry = pathTo(this.parent, this.via, lasso.entry);
+      const prefix = [...toEntry.ids, ...lasso.path.map((e) => g.via[e])];
       const cycle = lasso.cycle.map((e) => g.via[e]);
-      const initial = this.system.inits[this.via.get(i)];
+      const initial = this.system.inits[toEntry.init];
       const path = [...prefix, ...cycle].map((id) => this.system.instances[id]);
       const t = replay(initial, path);
       const trace: Trace = { ...t, loopStart: prefix.length };
@@ -663,22 +657,14 @@ class Search<S> {
 
   /** The shortest path to state `idx` (then `extra` steps), replayed from its initial state. */
   private traceTo(idx: number, extra: ActionInstance<S>[]): Trace {
-    const chain: number[] = [];
-    let i = idx;
-    while (this.parent.get(i) !== NO_PARENT) {
-      chain.push(this.via.get(i));
-      i = this.parent.get(i);
-    }
-    const initial = this.system.inits[this.via.get(i)];
-    const path = [...chain.reverse().map((id) => this.system.instances[id]), ...extra];
+    const { init, ids } = pathTo(this.parent, this.via, idx);
+    const initial = this.system.inits[init];
+    const path = [...ids.map((id) => this.system.instances[id]), ...extra];
     return replay(initial, this.canon ? this.concretize(initial, path) : path);
   }
 
   private violated(property: string, kind: PropertyKind, message: string, trace: Trace | undefined): CheckResult {
-    // A violation's depth is its counterexample's length (the search may have been part-way through a level).
-    const stats = this.stats();
-    const depth = trace ? Math.max(stats.depth, trace.steps.length) : stats.depth;
-    return { verdict: 'violated', property, propertyKind: kind, message, ...(trace ? { trace } : {}), stats: { ...stats, depth } };
+    return violatedResult(this.stats(), property, kind, message, trace);
   }
 
   private incomplete(reason: string): CheckResult {
@@ -686,19 +672,9 @@ class Search<S> {
   }
 
   private stats(): Stats {
-    const seconds = (performance.now() - this.started) / 1000;
-    const states = this.parent.length;
     const graphBytes = this.graph ? this.edgeStart.bytes + this.edgeTarget.bytes + this.edgeVia.bytes : 0;
     const bytes = this.seen.bytes + this.parent.bytes + this.via.bytes + graphBytes;
-    return {
-      states,
-      transitions: this.transitions,
-      depth: this.depth,
-      seconds,
-      statesPerSecond: seconds > 0 ? states / seconds : 0,
-      bytesPerState: states > 0 ? bytes / states : 0,
-      peakRssMB: this.watch.peakMB(),
-    };
+    return this.watch.stats(this.parent.length, this.transitions, this.depth, bytes);
   }
 }
 

@@ -17,7 +17,7 @@ import type { PackedModel } from './packed.ts';
 import type { ActionInstance, System } from './system.ts';
 import { formatLabel } from './system.ts';
 import type { Trace } from './trace.ts';
-import { SearchWatch, deadlockMessage, stuckAt } from './watch.ts';
+import { SearchWatch, deadlockMessage, pathTo, stuckAt, violatedResult } from './watch.ts';
 
 
 /** Why the fast path cannot run this check (the generic explorer then does), or undefined when it can. */
@@ -144,7 +144,6 @@ class PackedSearch<S> {
   private base = 0;
   private transitions = 0;
   private depth = 0;
-  private readonly started = performance.now();
   private readonly watch: SearchWatch;
   private readonly invariants: readonly [string, (s: unknown) => boolean][];
   private readonly goals: readonly [string, (s: unknown) => boolean][];
@@ -158,7 +157,7 @@ class PackedSearch<S> {
     private readonly model: PackedModel,
     private readonly opts: CheckOptions,
   ) {
-    this.watch = new SearchWatch(opts, this.started);
+    this.watch = new SearchWatch(opts);
     const wanted = propertyFilter(system, opts.properties);
     this.invariants = model.invariants.filter(([name]) => wanted(name));
     this.goals = model.reachable.filter(([name]) => wanted(name));
@@ -316,20 +315,12 @@ class PackedSearch<S> {
   }
 
   private traceTo(idx: number, extra: ActionInstance<S>[]): Trace {
-    const chain: number[] = [];
-    let i = idx;
-    while (this.parent.get(i) !== NO_PARENT) {
-      chain.push(this.via.get(i));
-      i = this.parent.get(i);
-    }
-    const initial = this.system.inits[this.via.get(i)];
-    return replay(initial, [...chain.reverse().map((id) => this.system.instances[id]), ...extra]);
+    const { init, ids } = pathTo(this.parent, this.via, idx);
+    return replay(this.system.inits[init], [...ids.map((id) => this.system.instances[id]), ...extra]);
   }
 
   private violated(property: string, kind: PropertyKind, message: string, trace: Trace | undefined): CheckResult {
-    const stats = this.stats();
-    const depth = trace ? Math.max(stats.depth, trace.steps.length) : stats.depth;
-    return { verdict: 'violated', property, propertyKind: kind, message, ...(trace ? { trace } : {}), stats: { ...stats, depth } };
+    return violatedResult(this.stats(), property, kind, message, trace);
   }
 
   private incomplete(reason: string): CheckResult {
@@ -337,17 +328,7 @@ class PackedSearch<S> {
   }
 
   private stats(): Stats {
-    const seconds = (performance.now() - this.started) / 1000;
-    const states = this.parent.length;
     const bytes = this.seen.bytes + this.parent.bytes + this.via.bytes + this.recent.byteLength;
-    return {
-      states,
-      transitions: this.transitions,
-      depth: this.depth,
-      seconds,
-      statesPerSecond: seconds > 0 ? states / seconds : 0,
-      bytesPerState: states > 0 ? bytes / states : 0,
-      peakRssMB: this.watch.peakMB(),
-    };
+    return this.watch.stats(this.parent.length, this.transitions, this.depth, bytes);
   }
 }

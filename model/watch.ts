@@ -3,8 +3,9 @@
  * the clock and the resident memory against the user's limits, report progress once a second, keep the peak
  * memory for the stats, and word a deadlock with the model's own explanation of who waits for what.
  */
-import type { CheckOptions, Stats } from './explorer.ts';
+import type { CheckOptions, CheckResult, PropertyKind, Stats } from './explorer.ts';
 import { errText } from './faults.ts';
+import { type ChunkedColumn, NO_PARENT, type ParentColumn } from './fingerprints.ts';
 import type { Trace } from './trace.ts';
 
 export class SearchWatch {
@@ -12,12 +13,12 @@ export class SearchWatch {
   private readonly deadline: number;
   private nextProgress: number;
 
-  constructor(
-    private readonly opts: CheckOptions,
-    started: number,
-  ) {
-    this.deadline = opts.timeLimit !== undefined ? started + opts.timeLimit * 1000 : Infinity;
-    this.nextProgress = started + 1000;
+  /** When the search started: its stats count from here. */
+  private readonly started = performance.now();
+
+  constructor(private readonly opts: CheckOptions) {
+    this.deadline = opts.timeLimit !== undefined ? this.started + opts.timeLimit * 1000 : Infinity;
+    this.nextProgress = this.started + 1000;
   }
 
   /**
@@ -43,11 +44,42 @@ export class SearchWatch {
     return undefined;
   }
 
-  /** The peak resident memory so far, in MB (sampled now too). */
-  peakMB(): number {
+  /** The stats of a search so far, given its counts and the bytes of its per-state tables. */
+  stats(states: number, transitions: number, depth: number, bytes: number): Stats {
     this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
-    return this.peakRss / (1 << 20);
+    return statsAt(this.started, states, transitions, depth, bytes, this.peakRss);
   }
+}
+
+/** Stats of a search that started at `started` (performance.now()), with `bytes` of per-state tables. */
+export function statsAt(started: number, states: number, transitions: number, depth: number, bytes: number, peakRss: number): Stats {
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    states,
+    transitions,
+    depth,
+    seconds,
+    statesPerSecond: seconds > 0 ? states / seconds : 0,
+    bytesPerState: states > 0 ? bytes / states : 0,
+    peakRssMB: peakRss / (1 << 20),
+  };
+}
+
+/** A violation's result; its depth is its counterexample's length (the search may be part-way through a level). */
+export function violatedResult(stats: Stats, property: string, kind: PropertyKind, message: string, trace: Trace | undefined): CheckResult {
+  const depth = trace ? Math.max(stats.depth, trace.steps.length) : stats.depth;
+  return { verdict: 'violated', property, propertyKind: kind, message, ...(trace ? { trace } : {}), stats: { ...stats, depth } };
+}
+
+/** The breadth-first path to state `idx`: the initial state it starts from and the action instances taken. */
+export function pathTo(parent: ParentColumn, via: ChunkedColumn, idx: number): { readonly init: number; readonly ids: number[] } {
+  const ids: number[] = [];
+  let i = idx;
+  while (parent.get(i) !== NO_PARENT) {
+    ids.push(via.get(i));
+    i = parent.get(i);
+  }
+  return { init: via.get(i), ids: ids.reverse() };
 }
 
 /** The message of a deadlock at the end of `trace`. */

@@ -16,6 +16,7 @@ import { checkedProperties, errText } from '../faults.ts';
 import { packedUnfit } from '../packed-explorer.ts';
 import { packedOf } from '../packed.ts';
 import { planPor } from '../por.ts';
+import { statsAt } from '../watch.ts';
 import { ModelError, type System } from '../system.ts';
 import { CTRL_NEXT, CTRL_STOP_ALL, CTRL_STOP_EXPAND, type FoundEvent, type FromWorker, NO_PARENT, type Parcel, type ToWorker } from './protocol.ts';
 import { SourceError, type SystemSource, loadSystem } from './source.ts';
@@ -385,18 +386,8 @@ class Coordinator {
   }
 
   private stats(states: number, transitions: number, depth: number): Stats {
-    const seconds = (performance.now() - this.started) / 1000;
     this.peakRss = Math.max(this.peakRss, process.memoryUsage.rss());
-    const bytes = sum(this.bytes);
-    return {
-      states,
-      transitions,
-      depth,
-      seconds,
-      statesPerSecond: seconds > 0 ? states / seconds : 0,
-      bytesPerState: states > 0 ? bytes / states : 0,
-      peakRssMB: this.peakRss / (1 << 20),
-    };
+    return statsAt(this.started, states, transitions, depth, sum(this.bytes), this.peakRss);
   }
 }
 

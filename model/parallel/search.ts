@@ -532,7 +532,7 @@ export class WorkerSearch<S> {
     r[slot + 1] = lo;
     // Everything else goes to its owner, which merges the streams in key order (looking successors up in the
     // owners' tables here, or keeping this level's sends apart, cost more probes than the copies they saved).
-    const owner = this.workers === 1 ? 0 : hi % this.workers;
+    const owner = this.ownerOf(hi);
     const out = this.outs[owner];
     if (out.used + RECORD_HEADER + len > out.buf.length) out.grow(RECORD_HEADER + len);
     const b = out.buf;
