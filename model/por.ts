@@ -20,6 +20,11 @@
  *   where the conjunct is false, either t does not write the group (the conjunct is still false after b.t) or
  *   no step of w does (the group has its value of the expanded state, which was already checked). Only the
  *   writers of groups with independent writers (and of the flat `observes`) are visible.
+ * - stable properties (`stable(fn)`: once false in a state, false in every successor, e.g. a predicate over
+ *   write-once history fields) need no visibility at all: in the same argument, b.t violates the property
+ *   because b does, whatever t writes. The reduced graph then reaches some violating state, not necessarily
+ *   at the shortest depth. The explorer audits the declaration where it finds a violation (every step from
+ *   the violating state must keep it violated).
  * - step properties (`actionProperties`) take part when declared with `stepObserving({ actions, reads }, fn)`
  *   (only steps of those actions can break it, and it reads only those fields): each such step then also reads
  *   the fields and writes a pseudo-field `$step.<name>` that the property observes, as if the step latched a
@@ -116,6 +121,7 @@ export const ENABLERS = Symbol.for('interleave.por.enablers');
 // Symbol.for: a model file loaded through tsx gets its own copy of this module, and must still be understood.
 const OBSERVES = Symbol.for('interleave.por.observes');
 const STEP_OBSERVES = Symbol.for('interleave.por.stepObserves');
+const STABLE = Symbol.for('interleave.por.stable');
 
 /**
  * Declares what a property (invariant or reachability goal) reads, for partial-order reduction: the property is
@@ -126,6 +132,20 @@ const STEP_OBSERVES = Symbol.for('interleave.por.stepObserves');
 export function observing<F extends (...a: any[]) => boolean>(groups: readonly (readonly string[])[], fn: F): F {
   groups.forEach((g) => g.forEach((p) => parsePath(p)));
   return Object.assign(fn, { [OBSERVES]: groups });
+}
+
+/**
+ * Declares an invariant stable for partial-order reduction: once it is false in a state it is false in every
+ * successor (a violation is never undone: typically a predicate over write-once history fields). A stable
+ * invariant makes no step visible, whatever it reads. Returns `fn` itself, marked.
+ */
+export function stable<F extends (...a: any[]) => boolean>(fn: F): F {
+  return Object.assign(fn, { [STABLE]: true });
+}
+
+/** Whether `fn` was declared with `stable`. */
+export function isStable(fn: unknown): boolean {
+  return (fn as { [STABLE]?: boolean })[STABLE] === true;
 }
 
 /**
@@ -150,7 +170,7 @@ export function planPor<S>(system: System<S>): PorSetup {
   if (undeclared.length > 0) {
     return { off: `action(s) ${undeclared.slice(0, 5).join(', ')}${undeclared.length > 5 ? ', ...' : ''} declare no reads/writes` };
   }
-  const props = [...Object.entries(spec.invariants ?? {}), ...Object.entries(spec.reachable ?? {})];
+  const props = [...Object.entries(spec.invariants ?? {}).filter(([, fn]) => !isStable(fn)), ...Object.entries(spec.reachable ?? {})];
   const flat = props.filter(([, fn]) => groupsOf(fn) === undefined);
   if (flat.length > 0 && !spec.observes) {
     return { off: 'the system does not declare `observes` (the fields its properties read)' };

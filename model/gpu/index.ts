@@ -66,4 +66,4 @@ export {
 } from './types.ts';
 export { type GpuSystem, gpuSystem, stmtText } from './kit.ts';
 export { allDone, bufferValue, faultOf, isFinished, pendingOps, queued, threadPc } from './query.ts';
-export { observing, stepObserving } from '../por.ts';
+export { observing, stable, stepObserving } from '../por.ts';
