@@ -7,6 +7,9 @@
  * - symmetry: the seed protocols that declare it, at 3 ranks, without and with it (states and time), and with
  *   partial-order reduction as well (the default for them);
  * - partial-order reduction: compute-then-barrier at 8 ranks x 4 steps, without and with it.
+ *
+ * The third table: the seed protocols' fixed designs at 8 ranks (`ranks8`), both reductions on, under the
+ * target's 60 s limit: complete or not, with the states and depth reached.
  */
 import { check, defineSystem, eventually } from '../model/index.ts';
 import type { Protocol } from '../model/registry.ts';
@@ -87,3 +90,28 @@ export function reductionCells(r: ReductionRow): (string | number)[] {
 }
 
 export const REDUCTION_HEADERS = ['feature', 'model', 'states without', 'seconds without', 'states with', 'seconds with', 'state factor', 'time ratio'];
+
+export interface RanksRow {
+  readonly model: string;
+  readonly verdict: string;
+  readonly states: number;
+  readonly depth: number;
+  readonly seconds: number;
+}
+
+/** Each seed protocol's fixed design on `ranks8`, symmetry and partial-order reduction on, within `limit` seconds. */
+export async function ranks8Rows(limit: number): Promise<RanksRow[]> {
+  const rows: RanksRow[] = [];
+  for (const [name, path] of [
+    ['dp-padding', '../spec/dp-padding.ts'],
+    ['eplb-async-rebalance', '../spec/eplb-async-rebalance.ts'],
+  ] as const) {
+    const r = check(await variantOf(path, 'fixed', 'ranks8'), { liveness: false, timeLimit: limit });
+    if (r.verdict !== 'holds' && r.verdict !== 'incomplete') throw new Error(`bench: ${name} ranks8 gave ${r.verdict} (${r.message ?? ''})`);
+    rows.push({ model: `${name} fixed, ranks8 (8 ranks)`, verdict: r.verdict === 'holds' ? 'holds (exhaustive)' : `incomplete (${r.reason})`, states: r.stats.states, depth: r.stats.depth, seconds: r.stats.seconds });
+  }
+  return rows;
+}
+
+export const RANKS_HEADERS = ['model', 'verdict', 'states', 'depth', 'seconds'];
+export const ranksCells = (r: RanksRow): (string | number)[] => [r.model, r.verdict, r.states, r.depth, r.seconds.toFixed(1)];

@@ -3,14 +3,15 @@
  * Interleave (its object model and its layout model, each single-threaded and with worker threads) and in SPIN
  * (same model, same state count), side by side in one run so that the ratios, not the noisy absolute speeds,
  * are what we read, with the machine's own ceiling for threads (bench/scaling.ts); then the reductions table
- * (bench/reductions.ts): liveness, symmetry and partial-order reduction against the plain search.
+ * (bench/reductions.ts): liveness, symmetry and partial-order reduction against the plain search; then the seed
+ * protocols at 8 ranks within 60 s.
  */
 import { parseArgs } from 'node:util';
 import { type CheckResult, check, checkParallel } from '../model/index.ts';
 import { renderTable } from '../model/cli/table.ts';
 import { knownStateCounts, twoPhase } from '../spec/examples/two-phase.ts';
 import { twoPhasePacked } from '../spec/examples/two-phase-packed.ts';
-import { REDUCTION_HEADERS, reductionCells, reductionRows } from './reductions.ts';
+import { RANKS_HEADERS, REDUCTION_HEADERS, ranks8Rows, ranksCells, reductionCells, reductionRows } from './reductions.ts';
 import { scalingRows } from './scaling.ts';
 import { ensureSpin, runSpin } from './spin/runSpin.ts';
 
@@ -104,9 +105,11 @@ const scaling = await scalingRows(workers);
 
 // Liveness, symmetry and partial-order reduction, each against the plain search of the same model.
 const reductions = values['no-reductions'] ? [] : await reductionRows(Math.max(...sizes));
+// The seed protocols at 8 ranks, both reductions, within the target's 60 s.
+const ranks8 = values['no-reductions'] ? [] : await ranks8Rows(60);
 
 if (values.json) {
-  console.log(JSON.stringify({ rows, scaling, reductions }, null, 2));
+  console.log(JSON.stringify({ rows, scaling, reductions, ranks8 }, null, 2));
 } else {
   const rate = (model: string | undefined, tool: string, n: number) =>
     rows.find((r) => (model === undefined || r.model === model) && r.tool === tool && r.size === n)?.statesPerSecond;
@@ -139,5 +142,9 @@ if (values.json) {
   if (reductions.length > 0) {
     console.log(`\n${renderTable(REDUCTION_HEADERS, reductions.map(reductionCells))}`);
     console.log('\nstate factor: states without / with; time ratio: seconds with / without (liveness: against the safety check).');
+  }
+  if (ranks8.length > 0) {
+    console.log(`\n${renderTable(RANKS_HEADERS, ranks8.map(ranksCells))}`);
+    console.log('\n8 ranks, symmetry and partial-order reduction on, safety only, a 60 s limit (the target).');
   }
 }
