@@ -1693,9 +1693,9 @@ class Compiler<U> {
     if (h.permuteUser && !equalData(h.permuteUser(s.user as U, swap) as Data, s.user as Data)) return false;
     // Every other rank's variables first (usually one list entry each), then a's against b's.
     for (let r = 0; r < this.N; r++) {
-      if (r !== a && r !== b && !this.varsMoveTo(s.vars[r], swap, s.vars[r], a, b, h)) return false;
+      if (r !== a && r !== b && !this.varsMoveTo(s.vars[r], swap, s.vars[r], h)) return false;
     }
-    return this.varsMoveTo(s.vars[a], swap, s.vars[b], a, b, h) && this.varsMoveTo(s.vars[b], swap, s.vars[a], a, b, h);
+    return this.varsMoveTo(s.vars[a], swap, s.vars[b], h) && this.varsMoveTo(s.vars[b], swap, s.vars[a], h);
   }
 
   /** The permutation that swaps ranks a and b (one array per pair, made once). */
@@ -1708,22 +1708,14 @@ class Compiler<U> {
 
   private readonly swaps = new Map<number, readonly number[]>();
 
-  /** Whether one rank's variables `v`, renamed by the swap of a and b, equal `w` (cached by object: successors share them). */
-  private varsMoveTo(v: Vars, swap: readonly number[], w: Vars, a: number, b: number, h: GpuSymmetry<U>): boolean {
+  /**
+   * Whether one rank's variables `v`, renamed by the swap of a and b, equal `w`. Not cached: a cache keyed by
+   * object (WeakMaps) cost more in the collector than it saved, successors sharing few records after renaming.
+   */
+  private varsMoveTo(v: Vars, swap: readonly number[], w: Vars, h: GpuSymmetry<U>): boolean {
     if (!h.permuteVars) return v === w || equalData(v as Data, w as Data);
-    let byV = this.swapCache.get(v);
-    if (byV === undefined) this.swapCache.set(v, (byV = new Map()));
-    let wid = this.objectIds.get(w);
-    if (wid === undefined) this.objectIds.set(w, (wid = this.nextObjectId++));
-    const k = (wid * this.N + a) * this.N + b;
-    let out = byV.get(k);
-    if (out === undefined) byV.set(k, (out = equalData(h.permuteVars(v, swap) as Data, w as Data)));
-    return out;
+    return equalData(h.permuteVars(v, swap) as Data, w as Data);
   }
-
-  private readonly swapCache = new WeakMap<object, Map<number, boolean>>();
-  private readonly objectIds = new WeakMap<object, number>();
-  private nextObjectId = 0;
 
   /** The state with every rank r renamed to perm[r]. */
   private permute(s: S, perm: readonly number[], h: GpuSymmetry<U>): S {
