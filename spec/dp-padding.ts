@@ -242,6 +242,12 @@ const permuteList = <T>(l: readonly T[], perm: readonly number[]): T[] => {
   l.forEach((x, r) => (out[perm[r]] = x));
   return out;
 };
+/** Whether renaming ranks by perm leaves a rank-indexed list as it is (null: nothing to rename). */
+const fixedBy = (l: readonly unknown[] | null, perm: readonly number[]): boolean => {
+  if (l === null) return true;
+  for (let r = 0; r < l.length; r++) if (l[perm[r]] !== l[r]) return false;
+  return true;
+};
 const padded = (t: number) => `v${t}+pad`;
 
 export function dpPadding(cfg: DpConfig, bugs: Bugs = {}): GpuSystem<null> {
@@ -483,8 +489,11 @@ export function dpPadding(cfg: DpConfig, bugs: Bugs = {}): GpuSystem<null> {
     // lists a rank gathered (`sched`, `rounded`) are indexed by rank: a renaming reorders them, and a rank sorts
     // by its own entry and the sorted list.
     symmetry: {
+      // The same object when the renaming moves nothing in the lists (the common case when the kit asks whether
+      // swapping two alike ranks changes a third one's variables): the comparison is then by identity.
       permuteVars: (v, perm) => {
         const x = v as unknown as Vars;
+        if (fixedBy(x.sched, perm) && fixedBy(x.rounded, perm)) return v;
         return { ...x, sched: x.sched && permuteList(x.sched, perm), rounded: x.rounded && permuteList(x.rounded, perm) } as never;
       },
       signature: (s, r) => {

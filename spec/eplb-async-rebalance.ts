@@ -707,6 +707,8 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
     // each group), nor with the sequential waits at W >= 3 (Ts waits its peers in rank order).
     symmetry: G === 1 && (!bugs.sequentialWaits || W <= 2) && {
       permuteUser: (u, perm) => {
+        // The same object when the renaming moves nothing (the kit then compares by identity).
+        if (u.delivered.every((row, p) => row.every((d, x) => u.delivered[perm[p]][perm[x]] === d))) return u;
         const moved = u.delivered.map(() => [] as boolean[]);
         u.delivered.forEach((row, p) => row.forEach((d, x) => (moved[perm[p]][perm[x]] = d)));
         return { delivered: moved };
