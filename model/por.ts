@@ -104,7 +104,7 @@ export interface PorPlan {
    * Per instance with declared conditions: each condition's test and the instances that write its fields, or,
    * where the model gives one, the instances that can make it true from the state at hand (see `ENABLERS`).
    */
-  readonly conditions: readonly ({ readonly holds: (s: any) => boolean; readonly writers: Int32Array; readonly now?: (s: any) => ArrayLike<number> }[] | undefined)[];
+  readonly conditions: readonly ({ readonly holds: (s: any) => boolean; readonly writers: Int32Array; readonly now?: (s: any) => ArrayLike<number>; readonly standalone: boolean }[] | undefined)[];
 }
 
 /** Why the reduction is off for a system, or its plan. */
@@ -232,7 +232,7 @@ export function planPor<S>(system: System<S>): PorSetup {
     return conds.map((c) => {
       const fields = (typeof c.reads === 'function' ? c.reads(inst.params) : c.reads).map((p) => parsePath(p));
       const now = (c as { [ENABLERS]?: (s: any, p: any) => ArrayLike<number> })[ENABLERS];
-      return { holds: (s: any) => c.holds(s, inst.params), writers: writersOf(fields, a), ...(now ? { now: (s: any) => now(s, inst.params) } : {}) };
+      return { holds: (s: any) => c.holds(s, inst.params), writers: writersOf(fields, a), standalone: c.standalone === true, ...(now ? { now: (s: any) => now(s, inst.params) } : {}) };
     });
   });
   const visible = Uint8Array.from(writes, (w) => (flat.length > 0 && anyOverlap(w, observed) ? 1 : 0));
@@ -307,10 +307,22 @@ export class AmpleChooser {
         next = enablers[t];
         const conds = conditions[t];
         if (conds) {
+          // The first false condition keeps t disabled; so does any later false one that is `standalone` (it
+          // means the same whatever the earlier ones say). Take the one adding the fewest instances not yet in
+          // the set: a rendezvous waits on every member, and the member whose steps are in already costs nothing.
+          let fewest = Infinity;
+          let blocked = false;
           for (const c of conds) {
-            if (!c.holds(s)) {
-              next = c.now ? c.now(s) : c.writers;
-              break;
+            if (blocked && !c.standalone) continue;
+            if (c.holds(s)) continue;
+            blocked = true;
+            const cand = c.now ? c.now(s) : c.writers;
+            let added = 0;
+            for (let k = 0; k < cand.length && added < fewest; k++) if (this.mark[cand[k]] !== stamp) added++;
+            if (added < fewest) {
+              fewest = added;
+              next = cand;
+              if (added === 0) break;
             }
           }
         }

@@ -60,6 +60,13 @@ export interface ActionSpec<S, P extends Params> {
 export interface Condition<S, P extends Params = Params> {
   readonly reads: readonly string[] | ((p: P) => readonly string[]);
   readonly holds: (s: S, p: P) => boolean;
+  /**
+   * Conditions are tested in order, each assuming the earlier ones hold. A `standalone` one means the same in
+   * any state: the reduction may then blame it for keeping the action disabled even when an earlier one is
+   * false too, and picks, among those false, the one whose enablers cost least (e.g. one member of a
+   * rendezvous whose steps are already in the set).
+   */
+  readonly standalone?: boolean;
 }
 
 /** An action whose `conditions` were folded into its `guard` by defineSystem (the engines see one guard). */

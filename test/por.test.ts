@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { actionsOf, check, defineSystem, observing, stable } from '../model/index.ts';
-import { parsePath, planPor } from '../model/por.ts';
+import { AmpleChooser, type PorPlan, parsePath, planPor } from '../model/por.ts';
 import type { Protocol } from '../model/registry.ts';
 import { builtinProtocols } from '../spec/index.ts';
 import barrier, { computeThenBarrier } from '../spec/examples/compute-then-barrier.ts';
@@ -181,5 +181,30 @@ describe('stable invariants', () => {
     expect(r.verdict).toBe('error');
     expect(r.message).toMatch(/invariant 'agree' is declared stable .* but step work\(i=2\) makes it hold again/);
     expect(check(workers(3, { rogue: true, undo: true, agreement: stable }), { por: false }).verdict).toBe('violated');
+  });
+});
+
+describe('standalone conditions', () => {
+  // A rendezvous `meet` waits on members 0 and 1. Member 0 is blocked until step `w2` (visible) runs; member 1
+  // can step (`w1`). From `w1`, the reduction must name a false condition of `meet` and add its enablers.
+  const plan = (standalone: boolean): PorPlan => {
+    const i32 = (...xs: number[]) => Int32Array.from(xs);
+    const member = (writers: Int32Array) => ({ holds: () => false, writers, standalone });
+    return {
+      // 0: w0 (disabled, enabled by w2), 1: w1, 2: meet (disabled), 3: w2 (visible)
+      dependents: [i32(2), i32(2), i32(0, 1), i32(0)],
+      enablers: [i32(3), i32(), i32(0, 1), i32()],
+      visible: Uint8Array.from([0, 0, 0, 1]),
+      writes: [[], [], [], []],
+      conditions: [undefined, undefined, [member(i32(0)), member(i32(1))], undefined],
+    };
+  };
+  const enabled = Uint8Array.from([0, 1, 0, 1]);
+
+  it('let the reduction blame the member whose steps are in the set already', () => {
+    // In order, member 0's condition is blamed: its enabler w0 is disabled and needs w2, which is visible.
+    expect(new AmpleChooser(plan(false)).choose(null, enabled, [1, 3])).toBeUndefined();
+    // Standalone, member 1's condition costs nothing more: w1 alone.
+    expect(new AmpleChooser(plan(true)).choose(null, enabled, [1, 3])).toEqual([1]);
   });
 });

@@ -2068,6 +2068,8 @@ class Compiler<U> {
                   reads: ({ group }: { group: string }) => (this.groups[group].includes(m) ? this.glooThreads(m, group).map((t) => P.th(m, t)) : []),
                   holds: (s: S, { group }: { group: string }) => !this.groups[group].includes(m) || this.glooAt(s, m, group) !== undefined,
                   [ENABLERS]: (s: S, { group }: { group: string }) => this.glooThreads(m, group).flatMap((t) => toward(s, m, t, '')),
+                  // Whether m stands at the collective means the same whatever the other members do.
+                  standalone: true,
                 }) as Condition<S, { group: string }>,
             ),
             { reads: ({ group }) => this.groups[group].flatMap((m) => this.glooThreads(m, group).map((t) => P.th(m, t))), holds: (s, { group }) => this.glooReady(s, group) },
