@@ -59,11 +59,11 @@
  * restore visible on every rank, and they interleaved. It is stated over the history of chosen modes instead,
  * where a disagreement stays once there (`stable`), and no step is visible. `large`: 60,544 states -> 3,264 with
  * it alone, 11,056 with symmetry alone, 896 with both (67x). `ranks8`, both reductions: `fixed` holds in 82,315
- * states, depth 50, about 25 s on the 2-core machine; the buggy variants keep their verdicts (no-finally 1,138
+ * states, depth 50, 15 to 20 s on the 2-core machine; the buggy variants keep their verdicts (no-finally 1,138
  * states, idle-router 921, local-graph-flag 285).
  *
  * Variants (states and depth on `check`, from `interleave check` before symmetry and partial-order reduction; with
- * both, as `check` runs now, `fixed` explores 7,074 states, and the counterexamples need not be shortest):
+ * both, as `check` runs now, `fixed` explores 6,408 states, and the counterexamples need not be shortest):
  *
  *   variant             bug                                                   verdict                          states  depth
  *   fixed               -                                                     holds                            28,674     26

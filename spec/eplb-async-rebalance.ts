@@ -139,10 +139,12 @@
  *   Partial-order reduction (the steps declare their footprints, the properties what they read) does not change
  *   that much. The cross-rank properties (`same-plan-and-begin-step`, `chunk-starts-together`) are stated over
  *   write-once history (the plan each rank held when it posted, begin_step, the chunk start ticks) and declared
- *   `stable`, so no step is visible for them (`check` with symmetry: 4,812 -> 4,009 states; `large`: 26,825 ->
- *   21,577); but the generator steps of a tick read every rank's posting step and the signals, so they depend on
- *   each other, and `fixed` on `ranks8` is still incomplete after 60 s (depth 49, 43,641 states; W = 4 with a
- *   raising Tc is incomplete too, 246,083 states). The bugs are found as before (compute-flag-in-thread 12,737
+ *   `stable`, so no step is visible for them, and the forward pass's rendezvous lets the reduction wait on the
+ *   member whose steps it already has (`check` with symmetry: 4,812 -> 3,608 states; `large`: 26,825 ->
+ *   18,931; W = 4 with a raising Tc: 211,003 states, about 40 s); but the generator steps of a tick read every
+ *   rank's posting step and the signals, so they depend on each other, the 56 signals of 8 ranks arrive in any
+ *   order within their delay bound, and `fixed` on `ranks8` is still incomplete after 60 s (depth 53, 73,417
+ *   states). The bugs are found as before (compute-flag-in-thread 12,737
  *   states without the reduction, finally-without-report 9,793, no-try-finally-sync 3,133, no-try-finally 36).
  * - `pr`: the PR's numbers: W = 16 (TP = 8 GPUs x 2 nodes; the PR runs 16 to 72), 58 MoE layers at 1 layer
  *   per chunk (DeepSeek-R1), a window of 1000 iterations, margin +2, W-1 signals each way per rank (W = 16:
