@@ -34,9 +34,10 @@
  * (`rm[2]`, `tm`, `threads[0].main`, `streams[0]["p2p:1"]`); two paths overlap when one is a prefix of the
  * other. An actor's program counter is state like any other: declare it (`phase[2]`) where steps read it.
  * A disabled action's enablers are the writers of what it reads, or, when it declares its guard as
- * `conditions`, only the writers of the first condition that is false now. Writes are audited at run time
- * (a step that changes an undeclared field is a model error); reads cannot be, so `check --no-por` is the
- * cross-check when in doubt.
+ * `conditions`, only the writers of one condition that is false now: the first, or a later false one marked
+ * `standalone` (it means the same whatever the earlier ones say), whichever adds fewest steps to the set.
+ * Writes are audited at run time (a step that changes an undeclared field is a model error); reads cannot be,
+ * so `check --no-por` is the cross-check when in doubt.
  */
 import { type ActionInstance, type System, conditionsOf } from './system.ts';
 
