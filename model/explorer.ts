@@ -13,7 +13,7 @@ import { packedOf } from './packed.ts';
 import { canonicalizer, samplePermutation } from './symmetry.ts';
 import type { ActionInstance, StepLabel, System } from './system.ts';
 import { formatLabel } from './system.ts';
-import { badSuccessorText, checkedProperties, effectThrewText, errText, threwText, unblamedMutationText } from './faults.ts';
+import { badSuccessorText, checkedProperties, effectOf, errText, guardHolds, threwText, unblamedMutationText } from './faults.ts';
 
 export { errText } from './faults.ts';
 import { type Trace, buildTrace } from './trace.ts';
@@ -96,6 +96,7 @@ class ModelFault extends Error {
     super(message);
   }
 }
+const modelFault = (message: string, at: number) => new ModelFault(message, at);
 
 /** A level of the BFS queue: concatenated encodings plus each state's start offset. */
 class Level {
@@ -567,23 +568,12 @@ class Search<S> {
   }
 
   private guard(inst: ActionInstance<S>, s: S, idx: number): boolean {
-    const g = inst.action.spec.guard;
-    if (!g) return true;
-    try {
-      return g(s, inst.params);
-    } catch (e) {
-      throw new ModelFault(threwText(`guard of action ${formatLabel(inst.label)}`, e, s), idx);
-    }
+    return guardHolds(inst, s, modelFault, idx);
   }
 
   /** Runs the effect and encodes its result into `enc`, turning each way it can misbehave into a ModelFault. */
   private apply(inst: ActionInstance<S>, s: S, idx: number): S {
-    let t: S;
-    try {
-      t = inst.action.spec.effect(s, inst.params);
-    } catch (e) {
-      throw new ModelFault(effectThrewText(inst, e, s), idx);
-    }
+    const t = effectOf(inst, s, modelFault, idx);
     let u = t;
     if (this.canon !== undefined && t !== undefined) {
       try {

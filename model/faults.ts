@@ -28,6 +28,29 @@ export function effectThrewText(inst: ActionInstance<any>, e: unknown, s: unknow
   return threwText(`effect of action ${formatLabel(inst.label)}`, e, s);
 }
 
+/** How an engine turns a model error into its own exception (at the key or index of the state at hand). */
+export type FaultOf = (message: string, at: number) => Error;
+
+/** Runs an action's guard; one that throws is thrown as `fault(message, at)`. */
+export function guardHolds<S>(inst: ActionInstance<S>, s: S, fault: FaultOf, at: number): boolean {
+  const g = inst.action.spec.guard;
+  if (!g) return true;
+  try {
+    return g(s, inst.params);
+  } catch (e) {
+    throw fault(threwText(`guard of action ${formatLabel(inst.label)}`, e, s), at);
+  }
+}
+
+/** Runs an action's effect; one that throws is thrown as `fault(message, at)`. */
+export function effectOf<S>(inst: ActionInstance<S>, s: S, fault: FaultOf, at: number): S {
+  try {
+    return inst.action.spec.effect(s, inst.params);
+  } catch (e) {
+    throw fault(effectThrewText(inst, e, s), at);
+  }
+}
+
 /** An effect returned something that is not a state (undefined, a function, NaN, a cycle ...). */
 export function badSuccessorText(inst: ActionInstance<any>, e: DataError, t: unknown, s: unknown): string {
   const what = e.path === '' && t === undefined ? 'returned undefined (an effect must return the next state)' : `produced a bad field ${e.message}`;

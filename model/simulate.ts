@@ -22,7 +22,7 @@
 import fc from 'fast-check';
 import { type Data, DataError, Encoder, deepFreeze, show } from './data.ts';
 import { type PropertyKind, replay } from './explorer.ts';
-import { effectThrewText, errText, threwText } from './faults.ts';
+import { effectOf, errText, guardHolds, threwText } from './faults.ts';
 import { mulberry32 } from './random.ts';
 import type { ActionInstance, StepLabel, System } from './system.ts';
 import { formatLabel } from './system.ts';
@@ -118,6 +118,8 @@ interface WalkFailure {
 
 /** Raised inside a walk when the model itself misbehaves. */
 class WalkFault extends Error {}
+/** Walks have no state index: a fault is the walk's. */
+const walkFault = (message: string) => new WalkFault(message);
 
 /**
  * (initial state, swarm configuration seed, choices). fast-check shrinks the configuration first: towards 0 (a
@@ -511,22 +513,11 @@ class Walker<S> {
   }
 
   private guard(inst: ActionInstance<S>, s: S): boolean {
-    const g = inst.action.spec.guard;
-    if (!g) return true;
-    try {
-      return g(s, inst.params);
-    } catch (e) {
-      throw new WalkFault(threwText(`guard of action ${formatLabel(inst.label)}`, e, s));
-    }
+    return guardHolds(inst, s, walkFault, 0);
   }
 
   private apply(inst: ActionInstance<S>, s: S): S {
-    let t: S;
-    try {
-      t = inst.action.spec.effect(s, inst.params);
-    } catch (e) {
-      throw new WalkFault(effectThrewText(inst, e, s));
-    }
+    const t = effectOf(inst, s, walkFault, 0);
     if (t === undefined) {
       throw new WalkFault(`effect of action ${formatLabel(inst.label)} returned undefined (an effect must return the next state)`);
     }

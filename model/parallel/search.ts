@@ -5,7 +5,7 @@
  * generic encoding (model/parallel/strings.ts); packed-search.ts overrides the per-state hooks for layout models.
  */
 import { type Data, DataError, show } from '../data.ts';
-import { badSuccessorText, effectThrewText, errText, threwText, unblamedMutationText } from '../faults.ts';
+import { badSuccessorText, effectOf, errText, guardHolds, threwText, unblamedMutationText } from '../faults.ts';
 import { ChunkedColumn, FingerprintSet, OwnerParentColumn, hashWords } from '../fingerprints.ts';
 import type { ActionInstance, StepLabel, System } from '../system.ts';
 import { formatLabel } from '../system.ts';
@@ -34,6 +34,7 @@ export class Fault extends Error {
     super(message);
   }
 }
+const toFault = (message: string, key: number) => new Fault(message, key);
 
 const sharedInt32 = (n: number) => new Int32Array(new SharedArrayBuffer(4 * n));
 const sharedUint32 = (n: number) => new Uint32Array(new SharedArrayBuffer(4 * n));
@@ -550,23 +551,12 @@ export class WorkerSearch<S> {
   }
 
   protected guard(inst: ActionInstance<S>, s: S, key: number): boolean {
-    const g = inst.action.spec.guard;
-    if (!g) return true;
-    try {
-      return g(s, inst.params);
-    } catch (e) {
-      throw new Fault(threwText(`guard of action ${formatLabel(inst.label)}`, e, s), key);
-    }
+    return guardHolds(inst, s, toFault, key);
   }
 
   /** Runs the effect and encodes its result into `enc`, turning each way it can misbehave into a Fault. */
   protected apply(inst: ActionInstance<S>, s: S, key: number): S {
-    let t: S;
-    try {
-      t = inst.action.spec.effect(s, inst.params);
-    } catch (e) {
-      throw new Fault(effectThrewText(inst, e, s), key);
-    }
+    const t = effectOf(inst, s, toFault, key);
     try {
       this.enc.encode(t, true);
     } catch (e) {
