@@ -19,7 +19,8 @@
  * The GPU kit's (thread pcs, stream queues, buffers `load`, `w<l>` expert weights and `map<l>` dispatch maps
  * per layer, collectives per group) plus the protocol's own: per rank (`vars`, indexed by rank) the generator's
  * `phase`, `step` (`_step_counter`), `computeOngoing`, `syncOngoing`, `plan` (`_rebalance_result`), `tcError`
- * (the exception Tc captured, fixed design), `reported`, `sendStep` (`_send_signal_step`, the brief's s_r),
+ * (the exception Tc captured, fixed design), `postedWith` (history: the plan held when posting, or 'raised'),
+ * `reported`, `sendStep` (`_send_signal_step`, the brief's s_r),
  * `sent` (the value it signalled), `begin` (`_begin_transfer_step`), `learnedAt` (the tick it learnt begin),
  * `chunk`, `dueAt`, `chunkAt` (the tick each chunk started); and globally `delivered[src][dst]`, whether the
  * tp-sync signal of src has reached dst's receive tensor (a matrix indexed by rank on both sides).
