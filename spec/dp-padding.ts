@@ -20,8 +20,9 @@
  * combination is an initial state), `it`, the gathered lists `sched` (the scheduler's own) and `rounded` (the
  * batch's), `graph`, `mode`, `chosen` (the mode chosen per iteration, a history never cleared), `len`
  * (padded length), `batch` (field values: `v<t>` real, `v<t>+pad` padded), `backup` (present keys only:
- * hasattr), `status`, `routed` (rows the router dispatched), `raised`. There is no global protocol state: ranks are interchangeable, every property quantifies over all ranks, and only the
- * gathered lists inside `vars[r]` are themselves indexed by rank (a rank renaming reorders them too).
+ * hasattr), `status`, `routed` (rows the router dispatched), `raised`. There is no global protocol state:
+ * ranks are interchangeable, every property quantifies over all ranks, and only the gathered lists inside
+ * `vars[r]` are themselves indexed by rank (a rank renaming reorders them too).
  *
  * Properties (the brief's, kebab-cased; all invariants):
  * - same-mode-on-every-rank: no two ranks chose different modes for the same iteration (over the history of
