@@ -11,7 +11,7 @@ import type { Data } from '../model/data.ts';
 import { bmc, kInduction, satisfiable, valid } from './engine/check.ts';
 import { int } from './engine/sorts.ts';
 import { system } from './engine/system.ts';
-import { type Ctx, type Z3Bool, type Z3Int, z3 } from './engine/z3.ts';
+import { answered, type Ctx, type Z3Bool, type Z3Int, z3 } from './engine/z3.ts';
 import { type Proof, type ProofOptions, type ProofOutcome, fromBmc, fromInduction, fromValidity, stepsTrace } from './types.ts';
 
 const PROTOCOL = 'overlap-linear';
@@ -81,7 +81,7 @@ async function chunkCountProof(opts: ProofOptions): Promise<ProofOutcome> {
   opt.set('timeout', opts.timeoutMs);
   opt.add(n.ge(LARGE), k.eq(4));
   opt.minimize(n);
-  if ((await opt.check()) !== 'sat') return { result: 'unknown', detail: 'the optimiser found no witness for a 4-chunk n >= 16384' };
+  if ((await answered(opt.check(), opts.timeoutMs)) !== 'sat') return { result: 'unknown', detail: 'the optimiser found no witness for a 4-chunk n >= 16384' };
   const smallest = Number((opt.model().eval(n, true) as unknown as { value(): bigint }).value());
   const steps = [];
   for (const value of [smallest, 16385]) {

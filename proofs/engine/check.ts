@@ -10,7 +10,7 @@ import type { Data } from '../../model/data.ts';
 import { type Trace, buildTrace } from '../../model/trace.ts';
 import { type State, type VarSort, type Vars, declare, decode, domain } from './sorts.ts';
 import type { SymbolicSystem } from './system.ts';
-import type { Ctx, Z3Bool, Z3Expr, Z3Int } from './z3.ts';
+import { answered, type Ctx, type Z3Bool, type Z3Expr, type Z3Int } from './z3.ts';
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
@@ -242,14 +242,14 @@ export async function bmc<V extends Vars, P extends Vars>(sys: SymbolicSystem<V,
     const all = ctx.And(...checks.map((c) => c.term));
     solver.push();
     solver.add(ctx.Not(all));
-    const r = await solver.check();
+    const r = await answered(solver.check(), timeoutMs);
     if (r === 'unknown') return { result: 'unknown', reason: `depth ${d}: ${unknownReason(solver, timeoutMs)}` };
     if (r === 'sat') {
       let model = solver.model();
       if (opts.hint) {
-        const hinted = await solver.check(opts.hint(u as unknown as PathView));
+        const hinted = await answered(solver.check(opts.hint(u as unknown as PathView)), timeoutMs);
         if (hinted === 'sat') model = solver.model();
-        else if ((await solver.check()) === 'sat') model = solver.model();
+        else if ((await answered(solver.check(), timeoutMs)) === 'sat') model = solver.model();
       }
       const bad = falseChecks(ctx, model, checks).map((c) => c.name);
       const trace = u.trace(model, d);
@@ -290,7 +290,7 @@ export async function kInduction<V extends Vars, P extends Vars>(
     const ball = ctx.And(...bchecks.map((c) => c.term));
     bs.push();
     bs.add(ctx.Not(ball));
-    const br = await bs.check();
+    const br = await answered(bs.check(), timeoutMs);
     if (br === 'unknown') return { result: 'unknown', reason: `base case, depth ${d}: ${unknownReason(bs, timeoutMs)}` };
     if (br === 'sat') {
       const model = bs.model();
@@ -314,7 +314,7 @@ export async function kInduction<V extends Vars, P extends Vars>(
     const schecks = step.checks(k, withInv);
     ss.push();
     ss.add(ctx.Not(ctx.And(...schecks.map((c) => c.term))));
-    const sr = await ss.check();
+    const sr = await answered(ss.check(), timeoutMs);
     if (sr === 'unknown') {
       ss.pop();
       return { result: 'unknown', reason: `induction step, k = ${k}: ${unknownReason(ss, timeoutMs)}` };
@@ -357,7 +357,7 @@ export async function valid(ctx: Ctx, claim: Z3Bool, assumptions: readonly Z3Boo
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const s = newSolver(ctx, timeoutMs, opts.logic);
   s.add(...assumptions, ctx.Not(claim));
-  const r = await s.check();
+  const r = await answered(s.check(), timeoutMs);
   if (r === 'unsat') return { result: 'proved' };
   if (r === 'sat') return { result: 'violated', model: s.model() };
   return { result: 'unknown', reason: unknownReason(s, timeoutMs) };
@@ -368,7 +368,7 @@ export async function satisfiable(ctx: Ctx, constraints: readonly Z3Bool[], opts
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const s = newSolver(ctx, timeoutMs, opts.logic);
   s.add(...constraints);
-  const r = await s.check();
+  const r = await answered(s.check(), timeoutMs);
   if (r === 'sat') return { result: 'proved', model: s.model() };
   if (r === 'unsat') return { result: 'violated', reason: 'no witness exists' };
   return { result: 'unknown', reason: unknownReason(s, timeoutMs) };

@@ -1,9 +1,11 @@
 /**
- * The one Z3 context every proof runs in (z3-solver, WASM), created on first use, plus the two things the
- * WASM build needs from its callers: queries in one context must not overlap (`serial`), and the worker
- * threads it starts must be stopped before the process can exit (`shutdownZ3`).
+ * The one Z3 context every proof runs in (z3-solver, WASM), created on first use, plus what the WASM build
+ * needs from its callers: queries in one context must not overlap (`serial`), each query is watched so that a
+ * worker thread that dies cannot hang the caller (`answered`), and the worker threads must be stopped before
+ * the process can exit (`shutdownZ3`).
  */
 import type { Arith, BitVec, Bool, Context, Expr, SMTArray } from 'z3-solver';
+import { guardPthreads, type PthreadPool, type ThreadGuard } from './z3-threads.ts';
 
 export type Ctx = Context<'main'>;
 export type Z3Bool = Bool<'main'>;
@@ -15,21 +17,41 @@ export type Z3Expr = Expr<'main'>;
 interface Api {
   ctx: Ctx;
   em: unknown;
+  guard: ThreadGuard;
   killThreads: (em: unknown) => Promise<void>;
 }
 
 let api: Promise<Api> | undefined;
 let stopped = false;
+/** Set once a query went unanswered: the context is unusable from then on, and every later query says so. */
+let broken: string | undefined;
+/** The thread guard of the initialised module, for the figures a Z3Unresponsive error gives. */
+let threads: ThreadGuard | undefined;
+
+/** Z3 did not answer a query in time, or an earlier query left it unusable. */
+export class Z3Unresponsive extends Error {
+  override name = 'Z3Unresponsive';
+}
 
 /** The shared context (initialising the WASM module the first time: about half a second). */
 export async function z3(): Promise<Ctx> {
   if (stopped) throw new Error('Z3 was shut down in this process (shutdownZ3); it cannot be restarted');
+  if (broken !== undefined) throw new Z3Unresponsive(broken);
   api ??= (async () => {
     const mod = await import('z3-solver');
     const { Context, em } = await mod.init();
-    return { ctx: Context('main'), em, killThreads: mod.killThreads as (em: unknown) => Promise<void> };
+    const guard = guardPthreads((em as { PThread: PthreadPool }).PThread);
+    threads = guard;
+    return { ctx: Context('main'), em, guard, killThreads: mod.killThreads as (em: unknown) => Promise<void> };
   })();
   return (await api).ctx;
+}
+
+/** Z3's worker pool and its guard's figures once the module is loaded (for diagnostics and the guard's test). */
+export async function z3Threads(): Promise<{ pool: PthreadPool; guard: ThreadGuard } | undefined> {
+  if (api === undefined) return undefined;
+  const a = await api;
+  return { pool: (a.em as { PThread: PthreadPool }).PThread, guard: a.guard };
 }
 
 /** Stops Z3's worker threads so that the process can exit. Z3 cannot be used again afterwards. */
@@ -47,4 +69,33 @@ export function serial<T>(fn: () => Promise<T>): Promise<T> {
   const run = queue.then(fn, fn);
   queue = run.catch(() => undefined);
   return run;
+}
+
+/** How long past its own timeout a query may stay unanswered before the worker running it counts as dead. */
+export const GRACE_MS = 30_000;
+
+/**
+ * Z3's answer to one query (a `check()` promise whose solver has a `timeoutMs` timeout), or a Z3Unresponsive
+ * error when none comes within that timeout plus `graceMs`. Z3 stops a query itself at its timeout, so only a
+ * worker thread that died can pass the grace period; the context is then marked unusable, so that the queries
+ * queued behind this one fail at once with the reason instead of each waiting out its caller's timeout.
+ */
+export async function answered<T>(query: Promise<T>, timeoutMs: number, graceMs = GRACE_MS): Promise<T> {
+  if (broken !== undefined) throw new Z3Unresponsive(broken);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = timeoutMs + graceMs;
+  const watchdog = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const exits = threads === undefined ? '' : ` (${threads.unwinds()} Z3 worker threads had ended with an escaped 'unwind', ${threads.dropped()} stopped idle workers were dropped)`;
+      broken =
+        `Z3 did not answer a query within ${(limit / 1000).toFixed(1)} s (its own timeout is ${(timeoutMs / 1000).toFixed(1)} s): ` +
+        `the worker thread running it stopped${exits}; Z3 cannot be used again in this process`;
+      reject(new Z3Unresponsive(broken));
+    }, limit);
+  });
+  try {
+    return await Promise.race([query, watchdog]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -1,0 +1,103 @@
+import { EventEmitter } from 'node:events';
+import { afterAll, describe, expect, it } from 'vitest';
+import { answered, satisfiable, shutdownZ3, z3, z3Threads, Z3Unresponsive } from '../proofs/engine/index.ts';
+import { guardPthreads, type PoolWorker, type PthreadPool } from '../proofs/engine/z3-threads.ts';
+
+afterAll(async () => {
+  await shutdownZ3();
+});
+
+/** A worker as Emscripten decorates it: Node's 'error' event calls whatever `onerror` holds at the time. */
+class FakeWorker extends EventEmitter implements PoolWorker {
+  onerror?: ((e: unknown) => unknown) | null;
+  readonly seen: unknown[] = [];
+  constructor() {
+    super();
+    this.on('error', (e) => this.onerror?.(e));
+  }
+  load() {
+    this.onerror = (e) => {
+      this.seen.push(e);
+      throw e;
+    };
+  }
+}
+
+function fakePool(idle: number): PthreadPool & { unusedWorkers: FakeWorker[] } {
+  const unusedWorkers = Array.from({ length: idle }, () => {
+    const w = new FakeWorker();
+    w.load();
+    return w;
+  });
+  return {
+    unusedWorkers,
+    runningWorkers: [],
+    loadWasmModuleToWorker: (w) => (w as FakeWorker).load(),
+  };
+}
+
+describe('z3 worker-thread guard', () => {
+  it("absorbs an escaped 'unwind' and counts it; any other error still reaches Emscripten's handler", () => {
+    const pool = fakePool(1);
+    const guard = guardPthreads(pool);
+    const [w] = pool.unusedWorkers;
+    expect(() => w.emit('error', 'unwind')).not.toThrow();
+    expect(guard.unwinds()).toBe(1);
+    expect(w.seen).toEqual([]);
+    const boom = new Error('pthread crashed');
+    expect(() => w.emit('error', boom)).toThrow('pthread crashed');
+    expect(w.seen).toEqual([boom]);
+  });
+
+  it('guards workers the pool loads later, once each, and drops a stopped idle worker from the pool', () => {
+    const pool = fakePool(0);
+    const guard = guardPthreads(pool);
+    const late = new FakeWorker();
+    pool.unusedWorkers.push(late);
+    pool.loadWasmModuleToWorker(late);
+    pool.loadWasmModuleToWorker(late); // loading twice must not stack two guards
+    late.emit('error', 'unwind');
+    expect(guard.unwinds()).toBe(1);
+    late.emit('exit');
+    expect(pool.unusedWorkers).toEqual([]);
+    expect(guard.dropped()).toBe(1);
+    // A running worker that stops stays where Emscripten keeps it; only idle ones are handed out again.
+    const running = new FakeWorker();
+    running.load();
+    pool.runningWorkers.push(running);
+    pool.loadWasmModuleToWorker(running);
+    running.emit('exit');
+    expect(pool.runningWorkers).toEqual([running]);
+    expect(guard.dropped()).toBe(1);
+  });
+
+  it("is installed on the real module: an 'unwind' error event on a Z3 worker is absorbed and queries still answer", async () => {
+    const ctx = await z3();
+    const x = ctx.Int.const('x');
+    expect((await satisfiable(ctx, [x.gt(3)])).result).toBe('proved');
+    const threads = await z3Threads();
+    expect(threads).toBeDefined();
+    if (threads === undefined) return;
+    const workers = [...threads.pool.unusedWorkers, ...threads.pool.runningWorkers] as unknown as EventEmitter[];
+    expect(workers.length).toBeGreaterThan(0);
+    const before = threads.guard.unwinds();
+    expect(() => workers[0].emit('error', 'unwind')).not.toThrow();
+    expect(threads.guard.unwinds()).toBe(before + 1);
+    expect((await satisfiable(ctx, [x.lt(-3)])).result).toBe('proved');
+  });
+});
+
+describe('answered: the per-query watchdog', () => {
+  it('passes an answer through', async () => {
+    expect(await answered(Promise.resolve('sat'), 1_000, 1_000)).toBe('sat');
+  });
+
+  it('rejects a query that no thread answers, then refuses every later query with the same reason', async () => {
+    const never = new Promise<string>(() => undefined);
+    const err = await answered(never, 20, 30).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Z3Unresponsive);
+    expect(String((err as Error).message)).toMatch(/did not answer a query within .* s \(its own timeout is .* s\): the worker thread running it stopped/);
+    await expect(answered(Promise.resolve('sat'), 1_000)).rejects.toThrow(Z3Unresponsive);
+    await expect(z3()).rejects.toThrow(/did not answer a query/);
+  });
+});
