@@ -10,15 +10,24 @@ afterAll(async () => {
 /** A worker as Emscripten decorates it: Node's 'error' event calls whatever `onerror` holds at the time. */
 class FakeWorker extends EventEmitter implements PoolWorker {
   onerror?: ((e: unknown) => unknown) | null;
+  onmessage?: ((e: unknown) => unknown) | null;
   readonly seen: unknown[] = [];
+  readonly handled: unknown[] = [];
   constructor() {
     super();
     this.on('error', (e) => this.onerror?.(e));
+    this.on('message', (data) => this.onmessage?.({ data }));
   }
   load() {
     this.onerror = (e) => {
       this.seen.push(e);
       throw e;
+    };
+    // Emscripten's main-thread handler: its thread cleanup may run queued work that throws.
+    this.onmessage = (e) => {
+      const { data } = e as { data: { throws?: unknown } };
+      if (data.throws !== undefined) throw data.throws;
+      this.handled.push(data);
     };
   }
 }
@@ -47,6 +56,18 @@ describe('z3 worker-thread guard', () => {
     const boom = new Error('pthread crashed');
     expect(() => w.emit('error', boom)).toThrow('pthread crashed');
     expect(w.seen).toEqual([boom]);
+  });
+
+  it("absorbs an 'unwind' thrown by the main thread's message handler; other messages and errors pass as before", () => {
+    const pool = fakePool(1);
+    const guard = guardPthreads(pool);
+    const [w] = pool.unusedWorkers;
+    w.emit('message', { cmd: 'loaded' });
+    expect(w.handled).toEqual([{ cmd: 'loaded' }]);
+    expect(() => w.emit('message', { cmd: 'cleanupThread', throws: 'unwind' })).not.toThrow();
+    expect(guard.unwinds()).toBe(1);
+    expect(() => w.emit('message', { throws: new RangeError('bad pthread') })).toThrow('bad pthread');
+    expect(guard.unwinds()).toBe(1);
   });
 
   it('guards workers the pool loads later, once each, and drops a stopped idle worker from the pool', () => {

@@ -2,14 +2,18 @@
  * Keeps the worker threads of z3-solver's WASM build (Emscripten pthreads) from failing the process that
  * hosts them.
  *
- * Every `solver.check()` runs on a pthread, and every query's timeout starts a timer thread. Emscripten ends a
- * pthread by throwing the string 'unwind', which its own handler normally catches. When it escapes (seen in CI:
- * hundreds of "Uncaught Exception: unwind" from one vitest process, and the queries after them never answered),
- * Node stops that worker and the main thread's handler re-throws the string as an uncaught exception. The
- * thread was exiting anyway, so the guard here treats an escaped 'unwind' as the exit it is: it counts it
- * instead of re-throwing it, and it drops a stopped worker from the pool of idle ones so that no later thread
- * is handed to a dead worker. Any other error from a worker still reaches the original handler. A query whose
- * thread died before answering is caught by the watchdog in `z3.ts`, not here.
+ * Every `solver.check()` runs on a pthread, and every query's timeout starts a timer thread. Emscripten unwinds
+ * to the JavaScript event loop (a thread's exit among other things) by throwing the string 'unwind', which its
+ * own callback wrapper normally catches. Two handlers run Emscripten code without that wrapper in this build:
+ * the worker's own message loop (an escape there stops the worker, and the main thread's `onerror` re-throws
+ * the string) and the main thread's `onmessage` for a worker (its thread cleanup can run queued work while it
+ * waits for a lock; upstream wrapped it in emscripten-core/emscripten#24711). Seen in CI: 391 "Uncaught
+ * Exception: unwind" from one vitest process, about one per query, and the queries after them never answered.
+ *
+ * The guard gives both handlers the wrapper's rule: an 'unwind' means "return to the event loop", so it is
+ * counted and not re-thrown; anything else still propagates as before. It also drops a stopped worker from the
+ * pool of idle ones, so that no later thread is handed to a dead worker. A query whose thread died before
+ * answering is caught by the watchdog in `z3.ts`, not here.
  */
 
 /** The slice of Emscripten's PThread object the guard touches. */
@@ -22,11 +26,12 @@ export interface PthreadPool {
 /** The slice of a Node worker (as Emscripten decorates it) the guard touches. */
 export interface PoolWorker {
   onerror?: ((e: unknown) => unknown) | null;
+  onmessage?: ((e: unknown) => unknown) | null;
   on(event: 'exit', listener: () => void): unknown;
 }
 
 export interface ThreadGuard {
-  /** Escaped 'unwind' exits absorbed so far. */
+  /** Escaped 'unwind's absorbed so far (from either handler). */
   readonly unwinds: () => number;
   /** Workers that stopped and were dropped from the idle pool. */
   readonly dropped: () => number;
@@ -42,20 +47,35 @@ export function guardPthreads(pool: PthreadPool): ThreadGuard {
 
   const guard = (worker: PoolWorker) => {
     const w = worker as PoolWorker & { [WATCHED]?: true };
-    const current = w.onerror as (((e: unknown) => unknown) & { [WRAPPER]?: true }) | null | undefined;
-    // Wrap whatever handler the worker holds now, unless it is already ours (a reload sets a fresh one).
-    if (!current?.[WRAPPER]) {
-      const wrapper = Object.assign(
+    type Handler = ((e: unknown) => unknown) & { [WRAPPER]?: true };
+    // Wrap whatever handlers the worker holds now, unless they are already ours (a reload sets fresh ones).
+    const onerror = w.onerror as Handler | null | undefined;
+    if (!onerror?.[WRAPPER]) {
+      w.onerror = Object.assign(
         (e: unknown) => {
           if (e === 'unwind') {
             unwinds++;
             return undefined;
           }
-          return current?.call(w, e);
+          return onerror?.call(w, e);
         },
         { [WRAPPER]: true as const },
       );
-      w.onerror = wrapper;
+    }
+    const onmessage = w.onmessage as Handler | null | undefined;
+    if (onmessage && !onmessage[WRAPPER]) {
+      w.onmessage = Object.assign(
+        (e: unknown) => {
+          try {
+            return onmessage.call(w, e);
+          } catch (x) {
+            if (x !== 'unwind') throw x;
+            unwinds++;
+            return undefined;
+          }
+        },
+        { [WRAPPER]: true as const },
+      );
     }
     if (w[WATCHED]) return;
     w[WATCHED] = true;
@@ -70,7 +90,7 @@ export function guardPthreads(pool: PthreadPool): ThreadGuard {
 
   const load = pool.loadWasmModuleToWorker;
   pool.loadWasmModuleToWorker = (worker: PoolWorker) => {
-    // Emscripten sets `onerror` synchronously while it starts loading; wrap it right after.
+    // Emscripten sets the handlers synchronously while it starts loading; wrap them right after.
     const loading = load.call(pool, worker);
     guard(worker);
     return loading;
