@@ -4,7 +4,7 @@
  */
 import { dpPaddingProofs } from './dp-padding.ts';
 import { DEFAULT_TIMEOUT_MS } from './engine/check.ts';
-import { serial } from './engine/z3.ts';
+import { serial, Z3Unresponsive } from './engine/z3.ts';
 import { eplbAsyncRebalanceProofs } from './eplb-async-rebalance.ts';
 import { eplbStagedTransferProofs } from './eplb-staged-transfer.ts';
 import { overlapLinearProofs } from './overlap-linear.ts';
@@ -41,7 +41,12 @@ export async function runProof(proof: Proof, opts: Partial<ProofOptions> = {}): 
   const t0 = performance.now();
   let outcome: ProofOutcome;
   try {
-    outcome = await serial(() => proof.run(options));
+    // A proof whose Z3 stopped answering runs once more on a fresh module (z3() starts one): its queries are
+    // deterministic, so the second run's answer is the proof's.
+    outcome = await serial(() => proof.run(options)).catch((e: unknown) => {
+      if (e instanceof Z3Unresponsive) return serial(() => proof.run(options));
+      throw e;
+    });
   } catch (e) {
     outcome = { result: 'unknown', detail: `error: ${e instanceof Error ? e.message : String(e)}` };
   }

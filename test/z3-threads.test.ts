@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { afterAll, describe, expect, it } from 'vitest';
-import { answered, satisfiable, shutdownZ3, z3, z3Threads, Z3Unresponsive } from '../proofs/engine/index.ts';
+import { answered, MAX_RESTARTS, satisfiable, shutdownZ3, z3, z3Threads, Z3Unresponsive } from '../proofs/engine/index.ts';
+import { allProofs, type Proof, runProof } from '../proofs/index.ts';
 import { guardPthreads, type PoolWorker, type PthreadPool } from '../proofs/engine/z3-threads.ts';
 
 afterAll(async () => {
@@ -113,12 +114,49 @@ describe('answered: the per-query watchdog', () => {
     expect(await answered(Promise.resolve('sat'), 1_000, 1_000)).toBe('sat');
   });
 
-  it('rejects a query that no thread answers, then refuses every later query with the same reason', async () => {
+  it('rejects a query that no thread answers and refuses that module, then z3() starts a fresh module that answers', async () => {
+    const before = await z3();
     const never = new Promise<string>(() => undefined);
     const err = await answered(never, 20, 30).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Z3Unresponsive);
     expect(String((err as Error).message)).toMatch(/did not answer a query within .* s \(its own timeout is .* s\): the worker thread running it stopped/);
+    // Queries queued on the old module fail at once with the reason.
     await expect(answered(Promise.resolve('sat'), 1_000)).rejects.toThrow(Z3Unresponsive);
-    await expect(z3()).rejects.toThrow(/did not answer a query/);
+    const after = await z3();
+    expect(after).not.toBe(before);
+    const x = after.Int.const('x');
+    expect((await satisfiable(after, [x.gt(7)])).result).toBe('proved');
+  });
+
+  it('a proof whose Z3 stops answering runs again on a fresh module and gives its real verdict', async () => {
+    const proof = allProofs.find((p) => p.protocol === 'eplb-async-rebalance' && p.expectation === 'proved');
+    expect(proof).toBeDefined();
+    if (proof === undefined) return;
+    let runs = 0;
+    const flaky: Proof = {
+      ...proof,
+      run: async (opts) => {
+        runs++;
+        if (runs === 1) await answered(new Promise<never>(() => undefined), 10, 20);
+        return proof.run(opts);
+      },
+    };
+    const r = await runProof(flaky);
+    expect(runs).toBe(2);
+    expect(r.outcome.result).toBe('proved');
+    expect(r.asExpected).toBe(true);
+  });
+
+  it(`gives up after ${MAX_RESTARTS} fresh starts, naming the reason`, async () => {
+    for (;;) {
+      await z3().catch(() => undefined);
+      const e = await answered(new Promise<never>(() => undefined), 5, 5).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(Z3Unresponsive);
+      const next = await z3().catch((x: unknown) => x);
+      if (next instanceof Error) {
+        expect(next.message).toMatch(/did not answer a query .* fresh starts did not help/);
+        break;
+      }
+    }
   });
 });

@@ -1,8 +1,8 @@
 /**
  * The one Z3 context every proof runs in (z3-solver, WASM), created on first use, plus what the WASM build
  * needs from its callers: queries in one context must not overlap (`serial`), each query is watched so that a
- * worker thread that dies cannot hang the caller (`answered`), and the worker threads must be stopped before
- * the process can exit (`shutdownZ3`).
+ * worker thread that dies cannot hang the caller (`answered`, after which `z3()` starts a fresh module), and the
+ * worker threads must be stopped before the process can exit (`shutdownZ3`).
  */
 import type { Arith, BitVec, Bool, Context, Expr, SMTArray } from 'z3-solver';
 import { guardPthreads, type PthreadPool, type ThreadGuard } from './z3-threads.ts';
@@ -23,7 +23,7 @@ interface Api {
 
 let api: Promise<Api> | undefined;
 let stopped = false;
-/** Set once a query went unanswered: the context is unusable from then on, and every later query says so. */
+/** Set once a query went unanswered: that module's context is unusable, and `z3()` starts a fresh one. */
 let broken: string | undefined;
 /** The thread guard of the initialised module, for the figures a Z3Unresponsive error gives. */
 let threads: ThreadGuard | undefined;
@@ -33,10 +33,26 @@ export class Z3Unresponsive extends Error {
   override name = 'Z3Unresponsive';
 }
 
-/** The shared context (initialising the WASM module the first time: about half a second). */
+/** How many times a process may start a fresh Z3 module after one stopped answering. */
+export const MAX_RESTARTS = 3;
+let restarts = 0;
+
+/**
+ * The shared context (initialising the WASM module the first time: about half a second). After a query went
+ * unanswered (see `answered`), the next call starts a fresh module, at most MAX_RESTARTS times a process: the
+ * old module's threads are stopped as far as they still can be, and the new module shares nothing with it.
+ */
 export async function z3(): Promise<Ctx> {
   if (stopped) throw new Error('Z3 was shut down in this process (shutdownZ3); it cannot be restarted');
-  if (broken !== undefined) throw new Z3Unresponsive(broken);
+  if (broken !== undefined) {
+    if (restarts >= MAX_RESTARTS) throw new Z3Unresponsive(`${broken} (and ${restarts} fresh starts did not help)`);
+    restarts++;
+    const old = api;
+    api = undefined;
+    threads = undefined;
+    broken = undefined;
+    if (old !== undefined) await old.then((a) => a.killThreads(a.em)).catch(() => undefined);
+  }
   api ??= (async () => {
     const mod = await import('z3-solver');
     const { Context, em } = await mod.init();
@@ -77,10 +93,12 @@ export const GRACE_MS = 30_000;
 /**
  * Z3's answer to one query (a `check()` promise whose solver has a `timeoutMs` timeout), or a Z3Unresponsive
  * error when none comes within that timeout plus `graceMs`. Z3 stops a query itself at its timeout, so only a
- * worker thread that died can pass the grace period; the context is then marked unusable, so that the queries
- * queued behind this one fail at once with the reason instead of each waiting out its caller's timeout.
+ * worker thread that died can pass the grace period; the module is then marked unusable: later queries on its
+ * context fail at once with the reason instead of each waiting out its caller's timeout, and the next `z3()`
+ * starts a fresh module.
  */
 export async function answered<T>(query: Promise<T>, timeoutMs: number, graceMs = GRACE_MS): Promise<T> {
+  // A query of the module that stopped answering (its caller got the context before that) cannot run.
   if (broken !== undefined) throw new Z3Unresponsive(broken);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const limit = timeoutMs + graceMs;
@@ -89,7 +107,7 @@ export async function answered<T>(query: Promise<T>, timeoutMs: number, graceMs 
       const exits = threads === undefined ? '' : ` (${threads.unwinds()} Z3 worker threads had ended with an escaped 'unwind', ${threads.dropped()} stopped idle workers were dropped)`;
       broken =
         `Z3 did not answer a query within ${(limit / 1000).toFixed(1)} s (its own timeout is ${(timeoutMs / 1000).toFixed(1)} s): ` +
-        `the worker thread running it stopped${exits}; Z3 cannot be used again in this process`;
+        `the worker thread running it stopped${exits}; the next query starts a fresh Z3`;
       reject(new Z3Unresponsive(broken));
     }, limit);
   });
