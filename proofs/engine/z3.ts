@@ -25,8 +25,8 @@ let api: Promise<Api> | undefined;
 let stopped = false;
 /** Set once a query went unanswered: that module's context is unusable, and `z3()` starts a fresh one. */
 let broken: string | undefined;
-/** The thread guard of the initialised module, for the figures a Z3Unresponsive error gives. */
-let threads: ThreadGuard | undefined;
+/** The module once initialised (what `api` resolves to), for the guard's figures in a Z3Unresponsive error. */
+let loaded: Api | undefined;
 
 /** Z3 did not answer a query in time, or an earlier query left it unusable. */
 export class Z3Unresponsive extends Error {
@@ -49,7 +49,7 @@ export async function z3(): Promise<Ctx> {
     restarts++;
     const old = api;
     api = undefined;
-    threads = undefined;
+    loaded = undefined;
     broken = undefined;
     if (old !== undefined) await old.then((a) => a.killThreads(a.em)).catch(() => undefined);
   }
@@ -57,8 +57,8 @@ export async function z3(): Promise<Ctx> {
     const mod = await import('z3-solver');
     const { Context, em } = await mod.init();
     const guard = guardPthreads((em as { PThread: PthreadPool }).PThread);
-    threads = guard;
-    return { ctx: Context('main'), em, guard, killThreads: mod.killThreads as (em: unknown) => Promise<void> };
+    loaded = { ctx: Context('main'), em, guard, killThreads: mod.killThreads as (em: unknown) => Promise<void> };
+    return loaded;
   })();
   return (await api).ctx;
 }
@@ -104,7 +104,8 @@ export async function answered<T>(query: Promise<T>, timeoutMs: number, graceMs 
   const limit = timeoutMs + graceMs;
   const watchdog = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const exits = threads === undefined ? '' : ` (${threads.unwinds()} Z3 worker threads had ended with an escaped 'unwind', ${threads.dropped()} stopped idle workers were dropped)`;
+      const g = loaded?.guard;
+      const exits = g === undefined ? '' : ` (${g.unwinds()} Z3 worker threads had ended with an escaped 'unwind', ${g.dropped()} stopped idle workers were dropped)`;
       broken =
         `Z3 did not answer a query within ${(limit / 1000).toFixed(1)} s (its own timeout is ${(timeoutMs / 1000).toFixed(1)} s): ` +
         `the worker thread running it stopped${exits}; the next query starts a fresh Z3`;
