@@ -2,8 +2,8 @@
 
   python3 kernels/gpu/multigpu.py --out $OUT [--backend nccl|gloo] [--world 2] [--trials 200]
 
-Cases (each a protocol variant of Interleave's models, written to $OUT/evidence-multigpu.json in the format of
-kernels/evidence/evidence.json so `interleave gpu-report --evidence DIR` reads it):
+Cases (each a protocol variant of Interleave's models, written to $OUT/evidence.json and $OUT/traces.jsonl in the
+format of kernels/evidence/, so `interleave gpu-report --evidence DIR` reads them):
   pp-async-p2p:fixed / b4-deferred-send-wait-static   isend/irecv of a {hidden, residual} dict between ranks 0
       and 1; B4 overwrites the static output buffer before waiting the send, while rank 1 posts its receive late
   eplb-async-rebalance:margin-at-safe-bound / pr-margin-late-signal   the TP step-max barrier over gloo signals
@@ -73,7 +73,7 @@ def pp_trial(rank: int, variant: str, late_ms: float, events: list) -> str:
 # ---- eplb-async-rebalance: the step-max barrier ------------------------------------------------------------------
 
 
-def barrier_trial(rank: int, world: int, margin: int, delay: int, rng_seed: int, events: list, replay: bool) -> str:
+def barrier_trial(rank: int, world: int, margin: int, delay: int, rng_seed: int, events: list, replay: bool, dev: torch.device) -> str:
     """Ticks are forward passes in lockstep (an all-reduce each). Rank r's plan is ready at tick s_r; its signal
     reaches the others `delay` ticks after the last post; each rank checks at the start of a tick whether the
     step has reached begin_step = max(s) + margin and starts the transfer at the first tick it has."""
@@ -86,7 +86,7 @@ def barrier_trial(rank: int, world: int, margin: int, delay: int, rng_seed: int,
     learned_at = s_max + 1 + learn_delay[rank]  # D counted from the tick after the last post
     begin = None
     started = None
-    tick_tensor = torch.zeros(1)
+    tick_tensor = torch.zeros(1, device=dev)  # NCCL reduces device tensors only
     for tick in range(s_max + margin + delay + 6):
         dist.all_reduce(tick_tensor)  # the forward pass: every rank in the same tick
         if begin is None and tick >= learned_at:
@@ -95,8 +95,8 @@ def barrier_trial(rank: int, world: int, margin: int, delay: int, rng_seed: int,
         if begin is not None and started is None and tick >= begin:
             started = tick
             log(events, rank, "forward", "start_transfer", tick=tick)
-    starts = [torch.zeros(1) for _ in range(world)]
-    dist.all_gather(starts, torch.tensor([float(started if started is not None else -1)]))
+    starts = [torch.zeros(1, device=dev) for _ in range(world)]
+    dist.all_gather(starts, torch.tensor([float(started if started is not None else -1)], device=dev))
     values = {int(x.item()) for x in starts}
     return "ok" if len(values) == 1 else "split"
 
@@ -144,29 +144,40 @@ def overlap_trial(rank: int, world: int, variant: str, n: int, hidden: int, even
 
 def worker(rank: int, world: int, args, port: int, queue) -> None:
     backend = args.backend
-    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=30))
     if backend == "nccl":
-        torch.cuda.set_device(rank)
+        torch.cuda.set_device(rank)  # before the group, so NCCL binds this rank's GPU
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=30))
     results: dict = {}
     events: list = []
+    dev = torch.device("cuda", rank) if backend == "nccl" else torch.device("cpu")
+
+    def sample(case: str) -> list:
+        """The event list of a case's first trial, each event tagged with the case (gpu-report groups by it)."""
+        evs: list = []
+        events.append((case, evs))
+        return evs
+
     # Barrier: safe margin (D + 1) and one below, delay D = 2.
     for variant, margin in (("margin-at-safe-bound", 3), ("pr-margin-late-signal", 2)):
         outcomes: dict[str, int] = {}
         for t in range(args.trials):
-            o = barrier_trial(rank, world, margin, 2, t, events if t == 0 else [], replay=(margin == 2 or t % 2 == 0))
+            evs = sample(f"eplb-async-rebalance:{variant}") if t == 0 else []
+            o = barrier_trial(rank, world, margin, 2, t, evs, replay=(margin == 2 or t % 2 == 0), dev=dev)
             outcomes[o] = outcomes.get(o, 0) + 1
         results[("eplb-async-rebalance", variant)] = outcomes
     if backend == "nccl":
         for variant in ("fixed", "b4-deferred-send-wait-static"):
             outcomes = {}
             for t in range(min(args.trials, 100)):
-                o = pp_trial(rank, variant, 5.0, events if t == 0 else []) if world >= 2 else "ok"
+                evs = sample(f"pp-async-p2p:{variant}") if t == 0 else []
+                o = pp_trial(rank, variant, 5.0, evs) if world >= 2 else "ok"
                 outcomes[o] = outcomes.get(o, 0) + 1
             results[("pp-async-p2p", variant)] = outcomes
         for variant in ("fixed", "comm-skips-compute-wait"):
             outcomes = {}
             for t in range(min(args.trials, 50)):
-                o, _ = overlap_trial(rank, world, variant, 9000, 2048, events if t == 0 else [])
+                evs = sample(f"overlap-linear:{variant}") if t == 0 else []
+                o, _ = overlap_trial(rank, world, variant, 9000, 2048, evs)
                 outcomes[o] = outcomes.get(o, 0) + 1
             results[("overlap-linear", variant)] = outcomes
         timing = []
@@ -178,6 +189,7 @@ def worker(rank: int, world: int, args, port: int, queue) -> None:
                     ts.append(s)
                 timing.append({"n": n, "chunked": chunked, "median_s": sorted(ts)[len(ts) // 2]})
         results[("timing", "overlap")] = timing
+    events = [dict(e, case=case) for case, evs in events for e in evs]
     queue.put((rank, {f"{k[0]}:{k[1]}": v for k, v in results.items()}, events))
     dist.destroy_process_group()
 
@@ -228,14 +240,20 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     meta = {"backend": args.backend, "world": args.world, "torch": torch.__version__,
             "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []}
-    with open(os.path.join(args.out, "evidence-multigpu.json"), "w") as f:
-        json.dump({"meta": meta, "rows": rows, "timing": got[0][1].get("timing:overlap")}, f, indent=1)
-    with open(os.path.join(args.out, "traces-multigpu.jsonl"), "w") as f:
+    timing = got[0][1].get("timing:overlap")
+    with open(os.path.join(args.out, "evidence.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows, "timing": timing}, f, indent=1)
+    with open(os.path.join(args.out, "traces.jsonl"), "w") as f:
         for r, _, evs in got:
             for e in evs:
                 f.write(json.dumps(e) + "\n")
     for r in rows:
         print(f"{r['protocol']}:{r['variant']:40s} trials={r['trials']:5d} failures={r['failures']:5d}")
+    # Overlap timing: chunked with the all-reduce overlapped against one matmul then one all-reduce (rank 0).
+    for n in sorted({t["n"] for t in timing or []}):
+        c = next(t["median_s"] for t in timing if t["n"] == n and t["chunked"])
+        u = next(t["median_s"] for t in timing if t["n"] == n and not t["chunked"])
+        print(f"overlap timing n={n}: chunked {c * 1e3:.2f} ms, unchunked {u * 1e3:.2f} ms, chunked/unchunked {c / u:.3f}")
 
 
 if __name__ == "__main__":
