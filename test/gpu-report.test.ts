@@ -25,6 +25,14 @@ describe('gpu-report on the committed H100 evidence', () => {
     for (const o of oracle) expect(o.relErr).toBeLessThanOrEqual(1e-5);
   });
 
+  it('reads the multi-GPU harness\'s folder too: the step-max barrier over 4 gloo processes agrees with its models', async () => {
+    const { rows } = await buildGpuReport('kernels/evidence/multigpu-dryrun');
+    expect(rows.map((r) => [r.variant, r.model, r.gpu, r.agree])).toEqual([
+      ['margin-at-safe-bound', 'holds', 'clean', true],
+      ['pr-margin-late-signal', 'violated:begin-step-not-passed', 'fails', true],
+    ]);
+  });
+
   it('disagrees when a fixed variant failed on the GPU or a buggy one did not', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gpu-report-'));
     const evidence = JSON.parse(readFileSync('kernels/evidence/evidence.json', 'utf8'));
