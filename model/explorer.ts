@@ -13,7 +13,7 @@ import { packedOf } from './packed.ts';
 import { canonicalizer, samplePermutation } from './symmetry.ts';
 import type { ActionInstance, StepLabel, System } from './system.ts';
 import { formatLabel } from './system.ts';
-import { badSuccessorText, checkedProperties, effectOf, errText, guardHolds, threwText, unblamedMutationText } from './faults.ts';
+import { badSuccessorText, blameMutation, checkedProperties, effectOf, errText, guardHolds, terminalHolds, threwText } from './faults.ts';
 
 export { errText } from './faults.ts';
 import { type Trace, buildTrace } from './trace.ts';
@@ -332,8 +332,11 @@ class Search<S> {
         // An effect that mutated `s` would have computed wrong successors: re-encode and compare to catch it.
         this.enc.encode(s);
         const len = (k + 1 < cur.count ? cur.starts[k + 1] : cur.used) - cur.starts[k];
-        if (!this.enc.sameAs(cur.words, cur.starts[k], len)) this.blameMutation(cur.words, cur.starts[k], idx);
-        if (enabled === 0 && this.deadlock && !(terminal && this.isTerminal(terminal, s, idx))) {
+        if (!this.enc.sameAs(cur.words, cur.starts[k], len)) {
+          const at = cur.starts[k];
+          blameMutation(this.system.instances, () => this.enc.decode(cur.words, at, true) as S, (inst, f) => this.apply(inst, f, idx), modelFault, idx);
+        }
+        if (enabled === 0 && this.deadlock && !(terminal && terminalHolds(terminal, s, modelFault, idx))) {
           const trace = this.traceTo(idx, []);
           const stuck = stuckAt(trace, spec.explainStuck);
           return { ...this.violated('deadlock', 'deadlock', deadlockMessage(trace), trace), ...(stuck ? { stuck } : {}) };
@@ -654,25 +657,6 @@ class Search<S> {
       rep = this.canon!(nextRep);
     }
     return out;
-  }
-
-  /** Some effect mutated the state it was given: re-run each on a frozen copy to name the action and field. */
-  private blameMutation(words: Int32Array, start: number, idx: number): never {
-    for (const inst of this.system.instances) {
-      const frozen = this.enc.decode(words, start, true) as S;
-      if (!this.guard(inst, frozen, idx)) continue;
-      this.apply(inst, frozen, idx);
-    }
-    const s = this.enc.decode(words, start, true);
-    throw new ModelFault(unblamedMutationText(s), idx);
-  }
-
-  private isTerminal(terminal: (s: S) => boolean, s: S, idx: number): boolean {
-    try {
-      return terminal(s);
-    } catch (e) {
-      throw new ModelFault(threwText('terminal predicate', e, s), idx);
-    }
   }
 
   /** The shortest path to state `idx` (then `extra` steps), replayed from its initial state. */

@@ -51,6 +51,35 @@ export function effectOf<S>(inst: ActionInstance<S>, s: S, fault: FaultOf, at: n
   }
 }
 
+/** Runs a system's terminal predicate; one that throws is thrown as `fault(message, at)`. */
+export function terminalHolds<S>(terminal: (s: S) => boolean, s: S, fault: FaultOf, at: number): boolean {
+  try {
+    return terminal(s);
+  } catch (e) {
+    throw fault(threwText('terminal predicate', e, s), at);
+  }
+}
+
+/**
+ * Some effect or guard mutated the state it was given (its encoding changed under it): runs every instance's
+ * guard and step (`step`: the engine's effect and successor checks) on a fresh frozen copy (`frozen`), so the
+ * first that writes to it throws the engine's fault naming the action and field; else an unblamed fault.
+ */
+export function blameMutation<S>(
+  instances: readonly ActionInstance<S>[],
+  frozen: () => S,
+  step: (inst: ActionInstance<S>, s: S) => unknown,
+  fault: FaultOf,
+  at: number,
+): never {
+  for (const inst of instances) {
+    const s = frozen();
+    if (!guardHolds(inst, s, fault, at)) continue;
+    step(inst, s);
+  }
+  throw fault(unblamedMutationText(frozen()), at);
+}
+
 /** An effect returned something that is not a state (undefined, a function, NaN, a cycle ...). */
 export function badSuccessorText(inst: ActionInstance<any>, e: DataError, t: unknown, s: unknown): string {
   const what = e.path === '' && t === undefined ? 'returned undefined (an effect must return the next state)' : `produced a bad field ${e.message}`;

@@ -248,6 +248,16 @@ export const live = defineSystem<S>({
     expect(r.message).toMatch(/boom/);
   });
 
+  it('an effect that mutates its input is blamed by name, as single-threaded', async () => {
+    const file = new URL('./fixtures/mutating-model.ts', import.meta.url).href;
+    const mod = (await import(file)) as { default: Parameters<typeof check>[0] };
+    const single = check(mod.default);
+    expect(single.verdict).toBe('error');
+    const r = await checkParallel({ module: file, export: 'default' }, { workers: 2 });
+    expectSame(r, single);
+    expect(r.message).toMatch(/action bump mutated its input state \(field 'n'\)/);
+  });
+
   it('liveness is checked by the single-threaded explorer, and the result says so', async () => {
     const mod = (await import(counter)) as { live: Parameters<typeof check>[0] };
     const r = await checkParallel({ module: counter, export: 'live' }, { workers: 2 });

@@ -5,7 +5,7 @@
  * generic encoding (model/parallel/strings.ts); packed-search.ts overrides the per-state hooks for layout models.
  */
 import { type Data, DataError, show } from '../data.ts';
-import { badSuccessorText, effectOf, errText, guardHolds, threwText, unblamedMutationText } from '../faults.ts';
+import { badSuccessorText, blameMutation, effectOf, guardHolds, terminalHolds, threwText } from '../faults.ts';
 import { ChunkedColumn, FingerprintSet, OwnerParentColumn, hashWords } from '../fingerprints.ts';
 import type { ActionInstance, StepLabel, System } from '../system.ts';
 import { formatLabel } from '../system.ts';
@@ -494,9 +494,12 @@ export class WorkerSearch<S> {
     enc.encode(s);
     const start = v.starts[i];
     const end = i + 1 < v.count ? v.starts[i + 1] : v.used;
-    if (!enc.sameAs(v.words, start, end - start)) this.blameMutation(v.words, start, base + 4 * this.ni);
+    if (!enc.sameAs(v.words, start, end - start)) {
+      const key = base + 4 * this.ni;
+      blameMutation(this.instances, () => enc.decode(v.words, start, true) as S, (inst, f) => this.apply(inst, f, key), toFault, key);
+    }
     const terminal = this.system.spec.terminal;
-    if (enabled === 0 && this.opts.deadlock && !(terminal && this.isTerminal(terminal, s, base + 4 * this.ni + 1))) {
+    if (enabled === 0 && this.opts.deadlock && !(terminal && terminalHolds(terminal, s, toFault, base + 4 * this.ni + 1))) {
       return this.deadlock(base, level, parentOwner, local);
     }
     return null;
@@ -564,25 +567,6 @@ export class WorkerSearch<S> {
       throw e;
     }
     return t;
-  }
-
-  /** Some effect mutated the state it was given: re-run each on a frozen copy to name the action and field. */
-  protected blameMutation(words: Int32Array, start: number, key: number): never {
-    for (const inst of this.instances) {
-      const frozen = this.enc.decode(words, start, true) as S;
-      if (!this.guard(inst, frozen, key)) continue;
-      this.apply(inst, frozen, key);
-    }
-    const s = this.enc.decode(words, start, true);
-    throw new Fault(unblamedMutationText(s), key);
-  }
-
-  protected isTerminal(terminal: (s: S) => boolean, s: S, key: number): boolean {
-    try {
-      return terminal(s);
-    } catch (e) {
-      throw new Fault(threwText('terminal predicate', e, s), key);
-    }
   }
 
   /**
