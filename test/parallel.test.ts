@@ -61,6 +61,26 @@ describe('two-phase commit: the same state counts as the single-threaded explore
     });
   }
 
+  it('6 resource managers: one sweep over a shared table that grows, also within a level, gives check\'s counts', async () => {
+    const r = await checkParallel(twoPhaseSource(6), { workers: 2 });
+    expect(r.verdict).toBe('holds');
+    expect(r.stats.states).toBe(knownStateCounts[6]);
+    expectSame(r, check(twoPhase(6)));
+    const note = r.notes?.find((n) => n.includes('one sweep'));
+    expect(note).toMatch(/one sweep over a shared fingerprint table \([\d,]+ slots; it grew [1-9]\d* times, [1-9]\d* of them within a level\)/);
+    // The table's 8 bytes a slot, at most 75% full after the last level: under 16 bytes a state.
+    expect(r.stats.bytesPerState).toBeLessThan(16);
+  });
+
+  it('a sweep stopped by the time limit is incomplete, with the counts it reached', async () => {
+    const r = await checkParallel(twoPhaseSource(8), { workers: 2, timeLimit: 0.5 });
+    expect(r.verdict).toBe('incomplete');
+    expect(r.reason).toBe('time limit 0.5 s reached');
+    expect(r.stats.states).toBeGreaterThan(0);
+    expect(r.stats.states).toBeLessThan(knownStateCounts[8]);
+    expect(r.notes?.join('\n')).toMatch(/one sweep/);
+  });
+
   it('one worker and three workers give the same result', async () => {
     const single = check(twoPhase(4));
     const one = await checkParallel(twoPhaseSource(4), { workers: 1 });
@@ -258,6 +278,15 @@ export const live = defineSystem<S>({
     expect(r.message).toMatch(/action bump mutated its input state \(field 'n'\)/);
   });
 
+  it('a sweep that meets a violation hands the search to the exact scheme, which reports what one thread does', async () => {
+    const mod = (await import(counter)) as { counter: (...a: unknown[]) => Parameters<typeof check>[0] };
+    const single = check(mod.counter(20));
+    expect(single.verdict).toBe('violated');
+    const r = await checkParallel({ module: counter, export: 'counter', args: [20] as never }, { workers: 2 });
+    expectSame(r, single);
+    expect(r.notes?.join('\n')).toMatch(/the sweep met something at depth \d+, so the exact scheme searched again/);
+  });
+
   it('liveness is checked by the single-threaded explorer, and the result says so', async () => {
     const mod = (await import(counter)) as { live: Parameters<typeof check>[0] };
     const r = await checkParallel({ module: counter, export: 'live' }, { workers: 2 });
@@ -304,8 +333,10 @@ describe('interleave check --workers', () => {
     const [gpu, tp, pet] = JSON.parse(r.stdout).results;
     expect(gpu).toMatchObject({ verdict: 'holds', states: 10 });
     expect(gpu.notes.join('\n')).toMatch(spreadOrNot);
-    expect(tp).toMatchObject({ verdict: 'holds', states: 288, notes: ['parallel: 2 workers'] });
-    expect(pet).toMatchObject({ verdict: 'violated', property: 'mutualExclusion', notes: ['parallel: 2 workers'] });
+    expect(tp).toMatchObject({ verdict: 'holds', states: 288 });
+    expect(tp.notes).toEqual(['parallel: 2 workers', expect.stringMatching(/^parallel: one sweep over a shared fingerprint table \(16,384 slots; it grew 0 times, 0 of them within a level\)$/)]);
+    expect(pet).toMatchObject({ verdict: 'violated', property: 'mutualExclusion' });
+    expect(pet.notes).toEqual(['parallel: 2 workers', expect.stringMatching(/^parallel: the sweep met something at depth 8, so the exact scheme searched again/)]);
     expect(pet.trace.steps).toHaveLength(8);
   });
 

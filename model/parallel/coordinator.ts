@@ -4,6 +4,11 @@
  * counterexample. The scheme is described in protocol.ts; this side runs the level loop, keeps the least
  * event, and rebuilds a counterexample from the owners' parent links with `replay`.
  *
+ * For a model of plain states with no state or depth limit, a sweep goes first (sweep.ts): the same levels over
+ * one shared fingerprint table, with no routing and no order, which is all a search that meets nothing needs
+ * (its counts do not depend on order). If it meets something, the exact scheme searches again, so a violation
+ * costs the sweep's levels on top (the result notes it).
+ *
  * Liveness (it needs the whole state graph in one place), symmetry reduction and partial-order reduction are
  * not spread: a system that declares one of them (with the option on) is checked by the single-threaded
  * explorer, and the result says so. So is a model that fails in the workers but not in one thread (its steps
@@ -18,7 +23,23 @@ import { packedOf } from '../packed.ts';
 import { planPor } from '../por.ts';
 import { statsAt } from '../watch.ts';
 import { ModelError, type System } from '../system.ts';
-import { CTRL_NEXT, CTRL_STOP_ALL, CTRL_STOP_EXPAND, type FoundEvent, type FromWorker, NO_PARENT, type Parcel, type ToWorker } from './protocol.ts';
+import {
+  CTRL_NEXT,
+  CTRL_STOP_ALL,
+  CTRL_STOP_EXPAND,
+  type FoundEvent,
+  type FromWorker,
+  NO_PARENT,
+  type Parcel,
+  SWEEP_CHUNK,
+  SWEEP_ENTRIES,
+  SWEEP_NEXT,
+  SWEEP_STOP,
+  SWEEP_STOP_AT,
+  SweepStop,
+  type ToWorker,
+} from './protocol.ts';
+import { SweepTable } from './sweep-table.ts';
 import { SourceError, type SystemSource, loadSystem } from './source.ts';
 import { SharedStrings } from './strings.ts';
 
@@ -141,6 +162,8 @@ class Coordinator {
   private readonly levelStates: number[] = [];
   private readonly levelTransitions: number[] = [];
   private depth = 0;
+  /** Why the exact scheme ran after a sweep, for the result's notes. */
+  private sweepNote: string | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(
@@ -173,7 +196,7 @@ class Coordinator {
           }),
         );
       }
-      await this.all('ready', (p) => ({
+      const ready = await this.all('ready', (p) => ({
         type: 'init',
         source: this.source,
         index: p.index,
@@ -194,6 +217,19 @@ class Coordinator {
         this.timer = setInterval(() => onProgress(this.stats(this.statesSoFar(), this.transitionsSoFar(), this.depth)), 1000);
         this.timer.unref?.();
       }
+      // A sweep first, where the model's states are plain data and no state or depth limit asks for the exact
+      // cut-off: when it meets nothing, its counts are the result; else the exact scheme starts over.
+      if (ready.every((r) => r.sweeps) && this.opts.maxStates === undefined && this.opts.maxDepth === undefined) {
+        const swept = await this.sweep();
+        if (typeof swept !== 'number') return swept;
+        this.sweepNote = `parallel: the sweep met something at depth ${swept}, so the exact scheme searched again to report it as one thread does`;
+        await this.all('sweep-ended', () => ({ type: 'sweep-end' }));
+        this.levelStates.length = 0;
+        this.levelTransitions.length = 0;
+        this.depth = 0;
+        this.bytes.fill(0);
+        new Float64Array(this.progress).fill(0);
+      }
       const first = await this.all('frontier', () => ({ type: 'inits' }));
       return await this.search(first);
     } finally {
@@ -211,6 +247,86 @@ class Coordinator {
   ): Promise<Reply<T>[]> {
     if (this.failure) return Promise.reject(this.failure);
     return Promise.all(this.peers.map((p) => p.ask(type, msg(p), transfer(p))));
+  }
+
+  /**
+   * The sweep (sweep.ts): the same levels without routing or order, over one shared table. Its result when it
+   * meets nothing (holds, or a time or memory limit), or the depth at which it met something the exact scheme
+   * must report (a violation, a deadlock, a fault, a goal never reached).
+   */
+  private async sweep(): Promise<CheckResult | number> {
+    const c = this.control;
+    // Inserts that may still come after a worker asks the others to stop: every worker finishes its chunk.
+    const headroom = this.workers * SWEEP_CHUNK * Math.max(1, this.system.instances.length) + this.workers;
+    // Room for every initial state too: the first pass inserts them before anyone can ask for growth.
+    let capacity = Math.max(1 << 14, 4 * headroom, 2 * this.system.inits.length);
+    let grown = 0;
+    let grownWithin = 0;
+    const grow = (to: number) => {
+      grown++;
+      const next = SweepTable.rehash(table, to, c);
+      capacity = to;
+      table = next;
+      Atomics.store(c, SWEEP_STOP_AT, stopAt(capacity, headroom));
+      this.bytes.fill(0);
+      this.bytes[0] = 8 * capacity;
+    };
+    Atomics.store(c, SWEEP_STOP_AT, stopAt(capacity, headroom));
+    Atomics.store(c, SWEEP_ENTRIES, 0);
+    Atomics.store(c, SWEEP_STOP, SweepStop.None);
+    let table = SweepTable.allocate(capacity);
+    const sweptNote = () =>
+      `parallel: one sweep over a shared fingerprint table (${capacity.toLocaleString('en-US')} slots; it grew ${grown} times, ${grownWithin} of them within a level)`;
+    this.bytes.fill(0);
+    this.bytes[0] = 8 * capacity;
+    let replies = await this.all('swept', () => ({ type: 'sweep-start', table }));
+    let frontiers = replies.map((r) => r.frontier);
+    let states = sum(frontiers.map((f) => f.count));
+    let transitions = 0;
+    const reached = new Set<string>();
+    this.levelStates.push(states);
+    for (let level = 0; ; level++) {
+      Atomics.store(c, SWEEP_NEXT, 0);
+      for (let resume = false; ; resume = true) {
+        Atomics.store(c, SWEEP_STOP, SweepStop.None);
+        replies = await this.all('swept', () => ({ type: 'sweep-level', frontiers, table, resume }));
+        const why = Atomics.load(c, SWEEP_STOP) as SweepStop;
+        if (why === SweepStop.Met) return level;
+        if (why === SweepStop.Full) {
+          grownWithin++;
+          grow(Math.ceil(capacity * 1.5));
+          continue;
+        }
+        for (const r of replies) this.peakRss = Math.max(this.peakRss, r.rss);
+        if (why === SweepStop.Time || why === SweepStop.Memory) {
+          const stats = this.stats(states + sum(replies.map((r) => r.frontier.count)), transitions + sum(replies.map((r) => r.transitions)), level);
+          const rss = Math.max(process.memoryUsage.rss(), this.peakRss);
+          const reason =
+            why === SweepStop.Time
+              ? `time limit ${this.opts.timeLimit} s reached`
+              : `memory limit ${this.opts.maxMemoryMB} MB reached (resident ${Math.round(rss / (1 << 20))} MB)`;
+          return { verdict: 'incomplete', reason, notes: [...this.notes(), sweptNote()], stats };
+        }
+        break;
+      }
+      for (const r of replies) for (const g of r.reached) reached.add(g);
+      const levelTransitions = sum(replies.map((r) => r.transitions));
+      transitions += levelTransitions;
+      this.levelTransitions.push(levelTransitions);
+      frontiers = replies.map((r) => r.frontier);
+      const next = sum(frontiers.map((f) => f.count));
+      if (next === 0) {
+        for (const name of Object.keys(this.system.spec.reachable ?? {})) {
+          if ((this.properties === null || this.properties.includes(name)) && !reached.has(name)) return level;
+        }
+        return { verdict: 'holds', notes: [...this.notes(), sweptNote()], stats: this.stats(states, transitions, level) };
+      }
+      states += next;
+      this.levelStates.push(next);
+      this.depth = level + 1;
+      // Between levels, keep the table at most three quarters full (probes stay short).
+      if (Atomics.load(c, SWEEP_ENTRIES) > 0.75 * capacity) grow(Math.ceil(capacity * 1.5));
+    }
   }
 
   private async search(frontier: Reply<'frontier'>[]): Promise<CheckResult> {
@@ -382,7 +498,8 @@ class Coordinator {
   }
 
   private notes(): string[] {
-    return [...this.extraNotes, `parallel: ${this.workers} worker${this.workers === 1 ? '' : 's'}`];
+    const notes = [...this.extraNotes, `parallel: ${this.workers} worker${this.workers === 1 ? '' : 's'}`];
+    return this.sweepNote === undefined ? notes : [...notes, this.sweepNote];
   }
 
   private stats(states: number, transitions: number, depth: number): Stats {
@@ -395,6 +512,11 @@ function sum(xs: readonly number[]): number {
   let n = 0;
   for (const x of xs) n += x;
   return n;
+}
+
+/** Entries at which a sweep's table must grow: 88% full, less the inserts that may follow the request. */
+function stopAt(capacity: number, headroom: number): number {
+  return Math.max(1, Math.min(Math.floor(capacity * 0.88), capacity - headroom));
 }
 
 /** The event with the least key (keys of one level's order are unique across workers). */

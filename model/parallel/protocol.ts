@@ -17,6 +17,10 @@
  * copy of a state they keep is the one single-threaded BFS finds first, with the same parent. A frontier is
  * then sorted by key, and ranks follow from merging the owners' keys. Events (violations, model faults,
  * limits) carry a key in that order too: the coordinator keeps the least.
+ *
+ * Before it, a model of plain states gets a sweep (sweep.ts, sweep-table.ts): the frontiers are read by every
+ * worker in chunks as above, but successors go into one shared table by compare-and-swap instead of to owners,
+ * and nothing is ranked. It ends the check when it meets nothing; else the scheme above starts over.
  */
 import type { PropertyKind } from '../explorer.ts';
 import type { SystemSource } from './source.ts';
@@ -85,6 +89,43 @@ export interface WorkerOptions {
   readonly packed: boolean;
 }
 
+/** A sweep's shared control words (sweep.ts): the next chunk, why it stops, entries in the table, and the count
+ * of entries at which a worker asks for the table to grow. */
+export const SWEEP_NEXT = 0;
+export const SWEEP_STOP = 1;
+export const SWEEP_ENTRIES = 2;
+export const SWEEP_STOP_AT = 3;
+/** States a sweep worker takes from the counter at a time. */
+export const SWEEP_CHUNK = 64;
+
+/** Why a sweep's pass stopped before the end of its level. */
+export enum SweepStop {
+  None = 0,
+  /** Something the exact scheme must report: a violation, a deadlock, a model fault. */
+  Met = 1,
+  /** The table reached its growth mark: grow it and go on with the same level. */
+  Full = 2,
+  Time = 3,
+  Memory = 4,
+}
+
+/** One worker's next frontier in a sweep: `count` length-prefixed encodings in `used` words. */
+export interface SweepFrontier {
+  readonly words: SharedArrayBuffer;
+  readonly count: number;
+  readonly used: number;
+}
+
+export interface SweepReply {
+  readonly type: 'swept';
+  readonly frontier: SweepFrontier;
+  /** Transitions taken in this level so far (all its passes). */
+  readonly transitions: number;
+  readonly reached: readonly string[];
+  readonly met: boolean;
+  readonly rss: number;
+}
+
 export type ToWorker =
   | {
       readonly type: 'init';
@@ -115,10 +156,13 @@ export type ToWorker =
     }
   | { readonly type: 'dedupe'; readonly incoming: readonly Parcel[] }
   | { readonly type: 'count'; readonly key: number; readonly level: number }
-  | { readonly type: 'link'; readonly state: number };
+  | { readonly type: 'link'; readonly state: number }
+  | { readonly type: 'sweep-start'; readonly table: SharedArrayBuffer }
+  | { readonly type: 'sweep-level'; readonly frontiers: readonly SweepFrontier[]; readonly table: SharedArrayBuffer; readonly resume: boolean }
+  | { readonly type: 'sweep-end' };
 
 export type FromWorker =
-  | { readonly type: 'ready'; readonly instances: number }
+  | { readonly type: 'ready'; readonly instances: number; readonly sweeps: boolean }
   | { readonly type: 'failed'; readonly message: string }
   | { readonly type: 'crash'; readonly message: string }
   | { readonly type: 'frontier'; readonly frontier: FrontierInfo; readonly bytes: number }
@@ -134,4 +178,6 @@ export type FromWorker =
       readonly rss: number;
     }
   | { readonly type: 'counted'; readonly transitions: number; readonly states: number }
+  | SweepReply
+  | { readonly type: 'sweep-ended' }
   | { readonly type: 'link'; readonly parentWorker: number; readonly parentState: number; readonly via: number };

@@ -1,7 +1,8 @@
 /**
  * A worker thread of a parallel search (see protocol.ts for the scheme): it loads the system from its source
  * and answers the coordinator's messages with its share of the search (search.ts, or packed-search.ts for a
- * model over a layout that the packed fast path can run).
+ * model over a layout that the packed fast path can run), and before it, for a model of plain states, with its
+ * share of the sweep (sweep.ts).
  */
 import { parentPort } from 'node:worker_threads';
 import type { System } from '../system.ts';
@@ -11,11 +12,14 @@ import { packedUnfit } from '../packed-explorer.ts';
 import { packedOf } from '../packed.ts';
 import { PackedWorkerSearch } from './packed-search.ts';
 import { WorkerSearch } from './search.ts';
+import { Sweep } from './sweep.ts';
 
 const port = parentPort;
 if (!port) throw new Error('model/parallel/worker.ts runs as a worker thread (started by checkParallel)');
 
 let search: WorkerSearch<unknown> | undefined;
+let sweep: Sweep<unknown> | undefined;
+let workers = 1;
 
 function reply(m: FromWorker, transfer: ArrayBuffer[] = []): void {
   port!.postMessage(m, transfer);
@@ -38,7 +42,9 @@ port.on('message', async (msg: ToWorker) => {
         search = fast
           ? new PackedWorkerSearch(system, model, msg.index, msg.workers, msg.strings, msg.progress, msg.control, o)
           : new WorkerSearch(system, msg.index, msg.workers, msg.strings, msg.progress, msg.control, o);
-        reply({ type: 'ready', instances: system.instances.length });
+        sweep = fast ? undefined : new Sweep(system, msg.strings, msg.control, msg.progress, msg.index, o);
+        workers = msg.workers;
+        reply({ type: 'ready', instances: system.instances.length, sweeps: sweep !== undefined });
         return;
       }
       case 'inits':
@@ -58,6 +64,17 @@ port.on('message', async (msg: ToWorker) => {
         return;
       case 'link':
         reply(search!.link(msg.state));
+        return;
+      case 'sweep-start':
+        reply(sweep!.start(msg.table, workers));
+        return;
+      case 'sweep-level':
+        reply(sweep!.level(msg.frontiers, msg.table, msg.resume));
+        return;
+      case 'sweep-end':
+        // Its frontiers and table go; the exact scheme starts from the initial states.
+        sweep = undefined;
+        reply({ type: 'sweep-ended' });
         return;
     }
   } catch (e) {

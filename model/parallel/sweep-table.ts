@@ -1,0 +1,69 @@
+/**
+ * The visited set of a sweep (sweep.ts): one open-addressing table of 64-bit fingerprints in shared memory,
+ * into which every worker inserts with compare-and-swap, so no successor travels between workers.
+ *
+ * A slot is two Int32 words, lo then hi, both forced odd so that 0 means empty (62 bits of the fingerprint
+ * remain). A worker claims an empty slot by swapping its lo word in, then writes hi; a worker that meets a
+ * claimed slot with its own lo waits for hi (a few instructions away in the claiming worker) before it
+ * compares. Linear probing from a multiplicative hash of hi. The table grows only between passes, when no
+ * worker is inserting: the coordinator rehashes it into a larger buffer.
+ */
+import { SWEEP_STOP_AT } from './protocol.ts';
+
+export class SweepTable {
+  private readonly slots: Int32Array;
+  readonly capacity: number;
+  /** Entries at which a worker asks the others to stop, so that the table grows before it fills. */
+  readonly stopAt: number;
+
+  constructor(buffer: SharedArrayBuffer, control: Int32Array) {
+    this.slots = new Int32Array(buffer);
+    this.capacity = this.slots.length >>> 1;
+    this.stopAt = Atomics.load(control, SWEEP_STOP_AT);
+  }
+
+  static allocate(capacity: number): SharedArrayBuffer {
+    return new SharedArrayBuffer(8 * capacity);
+  }
+
+  private home(hi: number): number {
+    // Multiply-shift onto [0, capacity): capacity need not be a power of two.
+    return Math.floor(((Math.imul(hi, 0x9e3779b1) >>> 0) * this.capacity) / 4294967296);
+  }
+
+  /** Adds the fingerprint (hi, lo); false when it was there. */
+  insert(hi0: number, lo0: number): boolean {
+    const hi = hi0 | 1;
+    const lo = lo0 | 1;
+    const t = this.slots;
+    const cap = this.capacity;
+    let i = this.home(hi);
+    for (let probes = 0; probes < cap; probes++) {
+      const k = i << 1;
+      let cur = Atomics.load(t, k);
+      if (cur === 0) {
+        cur = Atomics.compareExchange(t, k, 0, lo);
+        if (cur === 0) {
+          Atomics.store(t, k + 1, hi);
+          return true;
+        }
+      }
+      if (cur === lo) {
+        let h = Atomics.load(t, k + 1);
+        while (h === 0) h = Atomics.load(t, k + 1);
+        if (h === hi) return false;
+      }
+      i = i + 1 === cap ? 0 : i + 1;
+    }
+    throw new Error('sweep: the shared fingerprint table is full (it should have grown first)');
+  }
+
+  /** Copies every entry of `from` into a fresh table of `capacity` slots (no worker may be inserting). */
+  static rehash(from: SharedArrayBuffer, capacity: number, control: Int32Array): SharedArrayBuffer {
+    const buffer = SweepTable.allocate(capacity);
+    const to = new SweepTable(buffer, control);
+    const t = new Int32Array(from);
+    for (let k = 0; k < t.length; k += 2) if (t[k] !== 0) to.insert(t[k + 1], t[k]);
+    return buffer;
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * One worker's share of a sweep: the first pass of a parallel check, which only establishes that the search
+ * meets nothing (see sweep-table.ts for the shared visited set). Level by level, the workers take chunks of
+ * every worker's frontier from one shared counter, check each state as the explorer does, expand it, and
+ * insert each successor's fingerprint into the shared table; a new one goes to this worker's next frontier.
+ * No successor is routed and no order is kept, so the sweep gives no counterexample: the first thing it meets
+ * (a violation, a deadlock, a model fault) stops it, and the coordinator hands the search to the exact scheme
+ * (protocol.ts), which finds the same first event as the single-threaded explorer.
+ */
+import { DataError } from '../data.ts';
+import { effectOf, guardHolds } from '../faults.ts';
+import { hashWords } from '../fingerprints.ts';
+import type { ActionInstance, System } from '../system.ts';
+import { SharedEncoder, SharedStrings } from './strings.ts';
+import { SWEEP_CHUNK, SWEEP_ENTRIES, SWEEP_NEXT, SWEEP_STOP, type SweepFrontier, type SweepReply, SweepStop, type WorkerOptions } from './protocol.ts';
+import { SweepTable } from './sweep-table.ts';
+
+/** Thrown inside the sweep when it meets anything the exact scheme must report. */
+class Met extends Error {}
+const met = () => new Met();
+
+/** A growable frontier of length-prefixed encodings, in shared memory (every worker reads it next level). */
+class Out {
+  words = new Int32Array(new SharedArrayBuffer(4 * (1 << 12)));
+  used = 0;
+  count = 0;
+
+  push(src: Int32Array, len: number): void {
+    if (this.used + len + 1 > this.words.length) {
+      let cap = this.words.length * 2;
+      while (cap < this.used + len + 1) cap *= 2;
+      const w = new Int32Array(new SharedArrayBuffer(4 * cap));
+      w.set(this.words.subarray(0, this.used));
+      this.words = w;
+    }
+    const w = this.words;
+    let p = this.used;
+    w[p++] = len;
+    for (let k = 0; k < len; k++) w[p + k] = src[k];
+    this.used = p + len;
+    this.count++;
+  }
+
+  info(): SweepFrontier {
+    return { words: this.words.buffer as SharedArrayBuffer, count: this.count, used: this.used };
+  }
+}
+
+/** A frontier read back: where each state's encoding starts. */
+interface Input {
+  readonly words: Int32Array;
+  readonly starts: Int32Array;
+  readonly count: number;
+}
+
+export class Sweep<S> {
+  private readonly enc: SharedEncoder;
+  private readonly control: Int32Array;
+  /** This worker's transitions so far, read by the coordinator for progress. */
+  private readonly progress: Float64Array;
+  private readonly instances: readonly ActionInstance<S>[];
+  private readonly invariants: [string, (s: S) => boolean][];
+  private readonly actionProps: [string, (s: S, label: unknown, t: S) => boolean][];
+  private readonly goals: [string, (s: S) => boolean][];
+  private readonly reached = new Set<string>();
+  private table!: SweepTable;
+  private out = new Out();
+  private inputs: Input[] = [];
+  private transitions = 0;
+  /** Transitions of the levels before this one. */
+  private before = 0;
+  private stopped: SweepStop = SweepStop.None;
+
+  constructor(
+    private readonly system: System<S>,
+    strings: SharedArrayBuffer,
+    control: SharedArrayBuffer,
+    progress: SharedArrayBuffer,
+    private readonly me: number,
+    private readonly opts: WorkerOptions,
+  ) {
+    this.enc = new SharedEncoder(new SharedStrings(strings));
+    this.control = new Int32Array(control);
+    this.progress = new Float64Array(progress);
+    this.instances = system.instances;
+    const wanted = (name: string) => opts.properties === null || opts.properties.includes(name);
+    const spec = system.spec;
+    this.invariants = Object.entries(spec.invariants ?? {}).filter(([n]) => wanted(n));
+    this.actionProps = Object.entries(spec.actionProperties ?? {}).filter(([n]) => wanted(n)) as never;
+    this.goals = Object.entries(spec.reachable ?? {}).filter(([n]) => wanted(n));
+  }
+
+  /** Level 0: the initial states with index `me` modulo `workers` that are new to the table. */
+  start(table: SharedArrayBuffer, workers: number): SweepReply {
+    const me = this.me;
+    this.table = new SweepTable(table, this.control);
+    this.out = new Out();
+    const inits = this.system.inits;
+    for (let i = me; i < inits.length; i += workers) {
+      this.enc.encode(inits[i]);
+      if (this.insert(this.enc.words, this.enc.length)) this.out.push(this.enc.words, this.enc.length);
+    }
+    return this.reply();
+  }
+
+  /**
+   * Expands the next chunks of the frontiers until none is left or the coordinator is asked to stop (a full
+   * table, a limit, or something met). `resume`: the same level again after the table grew.
+   */
+  level(frontiers: readonly SweepFrontier[], table: SharedArrayBuffer, resume: boolean): SweepReply {
+    this.table = new SweepTable(table, this.control);
+    if (!resume) {
+      this.enc.sync();
+      if (this.system.inits.length > 0) this.enc.specialise(this.system.inits[0] as never);
+      this.inputs = frontiers.map(index);
+      this.out = new Out();
+      this.before += this.transitions;
+      this.transitions = 0;
+    }
+    this.stopped = SweepStop.None;
+    const total = this.inputs.reduce((n, f) => n + f.count, 0);
+    const c = this.control;
+    let chunks = 0;
+    try {
+      while (Atomics.load(c, SWEEP_STOP) === SweepStop.None) {
+        const first = Atomics.add(c, SWEEP_NEXT, SWEEP_CHUNK);
+        if (first >= total) break;
+        this.chunk(first, Math.min(total, first + SWEEP_CHUNK));
+        this.progress[this.me] = this.before + this.transitions;
+        if ((++chunks & 15) === 0) this.watchLimits();
+      }
+    } catch (e) {
+      if (!(e instanceof Met)) throw e;
+      this.stop(SweepStop.Met);
+    }
+    return this.reply();
+  }
+
+  private chunk(first: number, end: number): void {
+    let f = 0;
+    let i = first;
+    while (i >= this.inputs[f].count) i -= this.inputs[f++].count;
+    for (let g = first; g < end; g++, i++) {
+      while (i >= this.inputs[f].count) i -= this.inputs[f++].count;
+      this.expand(this.inputs[f], i);
+    }
+  }
+
+  /** Checks and expands state i of a frontier, as the explorer does; whatever it would report is `Met`. */
+  private expand(input: Input, i: number): void {
+    const enc = this.enc;
+    const start = input.starts[i];
+    const len = input.words[start - 1];
+    const s = enc.decode(input.words, start, false, true) as S;
+    try {
+      for (const [, inv] of this.invariants) if (!inv(s)) throw met();
+      for (const [name, goal] of this.goals) if (!this.reached.has(name) && goal(s)) this.reached.add(name);
+    } catch {
+      throw met();
+    }
+    let enabled = 0;
+    for (const inst of this.instances) {
+      if (!guardHolds(inst, s, met, 0)) continue;
+      enabled++;
+      this.transitions++;
+      const t = effectOf(inst, s, met, 0);
+      try {
+        enc.encode(t, true);
+      } catch (e) {
+        if (e instanceof DataError) throw met();
+        throw e;
+      }
+      if (this.actionProps.length > 0) {
+        try {
+          for (const [, prop] of this.actionProps) if (!prop(s, inst.label, t)) throw met();
+        } catch {
+          throw met();
+        }
+      }
+      if (this.insert(enc.words, enc.length)) this.out.push(enc.words, enc.length);
+    }
+    // An effect that mutated `s` computed wrong successors; the exact scheme names it.
+    enc.encode(s);
+    if (!enc.sameAs(input.words, start, len)) throw met();
+    if (enabled === 0 && this.opts.deadlock) {
+      const terminal = this.system.spec.terminal;
+      let ends = false;
+      try {
+        ends = terminal !== undefined && terminal(s);
+      } catch {
+        throw met();
+      }
+      if (!ends) throw met();
+    }
+  }
+
+  private insert(words: Int32Array, len: number): boolean {
+    const fp = this.fp;
+    hashWords(words, len, fp);
+    if (!this.table.insert(fp[0], fp[1])) return false;
+    if (Atomics.add(this.control, SWEEP_ENTRIES, 1) + 1 >= this.table.stopAt) this.stop(SweepStop.Full);
+    return true;
+  }
+
+  private readonly fp = new Uint32Array(2);
+
+  private watchLimits(): void {
+    if (this.opts.deadline !== null && Date.now() > this.opts.deadline) this.stop(SweepStop.Time);
+    else if (this.opts.maxMemoryMB !== null && process.memoryUsage.rss() > this.opts.maxMemoryMB * (1 << 20)) this.stop(SweepStop.Memory);
+  }
+
+  /** Asks every worker to stop at its next chunk; the first reason given stands. */
+  private stop(why: SweepStop): void {
+    Atomics.compareExchange(this.control, SWEEP_STOP, SweepStop.None, why);
+    this.stopped = why;
+  }
+
+  private reply(): SweepReply {
+    return {
+      type: 'swept',
+      frontier: this.out.info(),
+      transitions: this.transitions,
+      reached: [...this.reached],
+      met: this.stopped === SweepStop.Met,
+      rss: process.memoryUsage.rss(),
+    };
+  }
+}
+
+function index(f: SweepFrontier): Input {
+  const words = new Int32Array(f.words);
+  const starts = new Int32Array(f.count);
+  let p = 0;
+  for (let i = 0; i < f.count; i++) {
+    starts[i] = p + 1;
+    p += 1 + words[p];
+  }
+  return { words, starts, count: f.count };
+}

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { SWEEP_STOP_AT } from '../model/parallel/protocol.ts';
+import { SweepTable } from '../model/parallel/sweep-table.ts';
+
+function control(stopAt: number): Int32Array {
+  const c = new Int32Array(new SharedArrayBuffer(16));
+  c[SWEEP_STOP_AT] = stopAt;
+  return c;
+}
+
+describe('the shared fingerprint table of a sweep', () => {
+  it('adds a fingerprint once, tells 64-bit fingerprints apart that share a half, and keeps them through a rehash', () => {
+    const c = control(90);
+    const buf = SweepTable.allocate(100);
+    const t = new SweepTable(buf, c);
+    expect(t.stopAt).toBe(90);
+    const fps: [number, number][] = [];
+    for (let i = 0; i < 40; i++) fps.push([(i * 2654435761) | 0, (i * 40503 + 7) | 0]);
+    // Same hi, other lo; same lo, other hi (the low bit is forced on, so change a higher one).
+    fps.push([fps[0][0], fps[0][1] ^ 0x100], [fps[1][0] ^ 0x100, fps[1][1]]);
+    for (const [hi, lo] of fps) expect(t.insert(hi, lo)).toBe(true);
+    for (const [hi, lo] of fps) expect(t.insert(hi, lo)).toBe(false);
+    const bigger = new SweepTable(SweepTable.rehash(buf, 150, c), c);
+    expect(bigger.capacity).toBe(150);
+    for (const [hi, lo] of fps) expect(bigger.insert(hi, lo)).toBe(false);
+    expect(bigger.insert(12345, 678)).toBe(true);
+  });
+
+  it('says so rather than probing forever when it is full', () => {
+    const t = new SweepTable(SweepTable.allocate(4), control(3));
+    for (let i = 0; i < 4; i++) expect(t.insert(i * 2 + 2, i * 2 + 2)).toBe(true);
+    expect(() => t.insert(99, 99)).toThrow(/table is full/);
+  });
+});
