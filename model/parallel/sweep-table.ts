@@ -40,7 +40,8 @@ export class SweepTable {
     let i = this.home(hi);
     for (let probes = 0; probes < cap; probes++) {
       const k = i << 1;
-      let cur = Atomics.load(t, k);
+      // A plain read finds an empty or a claimed slot (aligned Int32 reads do not tear); claiming is a CAS.
+      let cur = t[k];
       if (cur === 0) {
         cur = Atomics.compareExchange(t, k, 0, lo);
         if (cur === 0) {

@@ -100,6 +100,7 @@ export class Sweep<S> {
       this.enc.encode(inits[i]);
       if (this.insert(this.enc.words, this.enc.length)) this.out.push(this.enc.words, this.enc.length);
     }
+    this.publish();
     return this.reply();
   }
 
@@ -126,6 +127,7 @@ export class Sweep<S> {
         const first = Atomics.add(c, SWEEP_NEXT, SWEEP_CHUNK);
         if (first >= total) break;
         this.chunk(first, Math.min(total, first + SWEEP_CHUNK));
+        this.publish();
         this.progress[this.me] = this.before + this.transitions;
         if ((++chunks & 15) === 0) this.watchLimits();
       }
@@ -133,6 +135,7 @@ export class Sweep<S> {
       if (!(e instanceof Met)) throw e;
       this.stop(SweepStop.Met);
     }
+    this.publish();
     return this.reply();
   }
 
@@ -198,9 +201,20 @@ export class Sweep<S> {
     const fp = this.fp;
     hashWords(words, len, fp);
     if (!this.table.insert(fp[0], fp[1])) return false;
-    if (Atomics.add(this.control, SWEEP_ENTRIES, 1) + 1 >= this.table.stopAt) this.stop(SweepStop.Full);
+    this.added++;
     return true;
   }
+
+  /** Publishes this chunk's new entries (one shared add a chunk, not one a state) and asks for growth at the mark. */
+  private publish(): void {
+    if (this.added === 0) return;
+    const entries = Atomics.add(this.control, SWEEP_ENTRIES, this.added) + this.added;
+    this.added = 0;
+    if (entries >= this.table.stopAt) this.stop(SweepStop.Full);
+  }
+
+  /** Entries this worker added since it last published them. */
+  private added = 0;
 
   private readonly fp = new Uint32Array(2);
 
