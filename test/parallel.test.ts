@@ -284,7 +284,7 @@ export const live = defineSystem<S>({
     expect(single.verdict).toBe('violated');
     const r = await checkParallel({ module: counter, export: 'counter', args: [20] as never }, { workers: 2 });
     expectSame(r, single);
-    expect(r.notes?.join('\n')).toMatch(/the sweep met something at depth \d+, so the exact scheme searched again/);
+    expect(r.notes?.join('\n')).toMatch(/the sweep stopped at depth \d+ on a violation, a deadlock or a model fault, so the exact scheme searched again/);
   });
 
   it('liveness is checked by the single-threaded explorer, and the result says so', async () => {
@@ -336,7 +336,7 @@ describe('interleave check --workers', () => {
     expect(tp).toMatchObject({ verdict: 'holds', states: 288 });
     expect(tp.notes).toEqual(['parallel: 2 workers', expect.stringMatching(/^parallel: one sweep over a shared fingerprint table \(16,384 slots; it grew 0 times, 0 of them within a level\)$/)]);
     expect(pet).toMatchObject({ verdict: 'violated', property: 'mutualExclusion' });
-    expect(pet.notes).toEqual(['parallel: 2 workers', expect.stringMatching(/^parallel: the sweep met something at depth 8, so the exact scheme searched again/)]);
+    expect(pet.notes).toEqual(['parallel: 2 workers', expect.stringMatching(/^parallel: the sweep stopped at depth 8 on a violation, a deadlock or a model fault, so the exact scheme searched again/)]);
     expect(pet.trace.steps).toHaveLength(8);
   });
 

@@ -222,7 +222,7 @@ class Coordinator {
       if (ready.every((r) => r.sweeps) && this.opts.maxStates === undefined && this.opts.maxDepth === undefined) {
         const swept = await this.sweep();
         if (typeof swept !== 'number') return swept;
-        this.sweepNote = `parallel: the sweep met something at depth ${swept}, so the exact scheme searched again to report it as one thread does`;
+        this.sweepNote = `parallel: the sweep stopped at depth ${swept} on a violation, a deadlock or a model fault, so the exact scheme searched again (it reports what one thread does)`;
         await this.all('sweep-ended', () => ({ type: 'sweep-end' }));
         this.levelStates.length = 0;
         this.levelTransitions.length = 0;
