@@ -280,6 +280,7 @@ class Coordinator {
     this.bytes.fill(0);
     this.bytes[0] = 8 * capacity;
     let replies = await this.all('swept', () => ({ type: 'sweep-start', table }));
+    if (Atomics.load(c, SWEEP_STOP) === SweepStop.Met) return 0;
     let frontiers = replies.map((r) => r.frontier);
     let states = sum(frontiers.map((f) => f.count));
     let transitions = 0;

@@ -96,9 +96,15 @@ export class Sweep<S> {
     this.table = new SweepTable(table, this.control);
     this.out = new Out();
     const inits = this.system.inits;
-    for (let i = me; i < inits.length; i += workers) {
-      this.enc.encode(inits[i]);
-      if (this.insert(this.enc.words, this.enc.length)) this.out.push(this.enc.words, this.enc.length);
+    try {
+      for (let i = me; i < inits.length; i += workers) {
+        this.enc.encode(inits[i]);
+        if (this.insert(this.enc.words, this.enc.length)) this.out.push(this.enc.words, this.enc.length);
+      }
+    } catch (e) {
+      // An initial state that does not encode is the exact scheme's to report.
+      if (!(e instanceof DataError)) throw e;
+      this.stop(SweepStop.Met);
     }
     this.publish();
     return this.reply();
