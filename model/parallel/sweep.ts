@@ -229,9 +229,18 @@ export class Sweep<S> {
     else if (this.opts.maxMemoryMB !== null && process.memoryUsage.rss() > this.opts.maxMemoryMB * (1 << 20)) this.stop(SweepStop.Memory);
   }
 
-  /** Asks every worker to stop at its next chunk; the first reason given stands. */
+  /**
+   * Asks every worker to stop at its next chunk. The weightier reason stands: something met (its chunk was cut
+   * short, so the level must not simply resume) over a limit, a limit over a full table (which only asks for
+   * growth and a resume, and is asked at a chunk's end).
+   */
   private stop(why: SweepStop): void {
-    Atomics.compareExchange(this.control, SWEEP_STOP, SweepStop.None, why);
+    const c = this.control;
+    for (;;) {
+      const cur = Atomics.load(c, SWEEP_STOP) as SweepStop;
+      if (weight(cur) >= weight(why)) break;
+      if (Atomics.compareExchange(c, SWEEP_STOP, cur, why) === cur) break;
+    }
     this.stopped = why;
   }
 
@@ -245,6 +254,10 @@ export class Sweep<S> {
       rss: process.memoryUsage.rss(),
     };
   }
+}
+
+function weight(why: SweepStop): number {
+  return why === SweepStop.Met ? 3 : why === SweepStop.Time || why === SweepStop.Memory ? 2 : why === SweepStop.Full ? 1 : 0;
 }
 
 function index(f: SweepFrontier): Input {
