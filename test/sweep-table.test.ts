@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { SWEEP_STOP_AT } from '../model/parallel/protocol.ts';
+import { SWEEP_STOP_AT, SweepStop } from '../model/parallel/protocol.ts';
+import { weightier } from '../model/parallel/sweep.ts';
 import { SweepTable } from '../model/parallel/sweep-table.ts';
 
 function control(stopAt: number): Int32Array {
@@ -30,5 +31,18 @@ describe('the shared fingerprint table of a sweep', () => {
     const t = new SweepTable(SweepTable.allocate(4), control(3));
     for (let i = 0; i < 4; i++) expect(t.insert(i * 2 + 2, i * 2 + 2)).toBe(true);
     expect(() => t.insert(99, 99)).toThrow(/table is full/);
+  });
+});
+
+describe('why a sweep stops', () => {
+  it('keeps the weightier reason: something met over a limit over a full table, whichever came first', () => {
+    expect(weightier(SweepStop.None, SweepStop.Full)).toBe(SweepStop.Full);
+    // A worker met something mid-chunk after another asked for growth: the level must not resume.
+    expect(weightier(SweepStop.Full, SweepStop.Met)).toBe(SweepStop.Met);
+    expect(weightier(SweepStop.Met, SweepStop.Full)).toBe(SweepStop.Met);
+    expect(weightier(SweepStop.Full, SweepStop.Time)).toBe(SweepStop.Time);
+    expect(weightier(SweepStop.Memory, SweepStop.Full)).toBe(SweepStop.Memory);
+    expect(weightier(SweepStop.Time, SweepStop.Met)).toBe(SweepStop.Met);
+    expect(weightier(SweepStop.Time, SweepStop.Memory)).toBe(SweepStop.Time);
   });
 });

@@ -238,8 +238,8 @@ export class Sweep<S> {
     const c = this.control;
     for (;;) {
       const cur = Atomics.load(c, SWEEP_STOP) as SweepStop;
-      if (weight(cur) >= weight(why)) break;
-      if (Atomics.compareExchange(c, SWEEP_STOP, cur, why) === cur) break;
+      const next = weightier(cur, why);
+      if (next === cur || Atomics.compareExchange(c, SWEEP_STOP, cur, next) === cur) break;
     }
     this.stopped = why;
   }
@@ -256,8 +256,10 @@ export class Sweep<S> {
   }
 }
 
-function weight(why: SweepStop): number {
-  return why === SweepStop.Met ? 3 : why === SweepStop.Time || why === SweepStop.Memory ? 2 : why === SweepStop.Full ? 1 : 0;
+/** The stop reason that stands when `why` is asked while `cur` holds. */
+export function weightier(cur: SweepStop, why: SweepStop): SweepStop {
+  const weight = (w: SweepStop) => (w === SweepStop.Met ? 3 : w === SweepStop.Time || w === SweepStop.Memory ? 2 : w === SweepStop.Full ? 1 : 0);
+  return weight(why) > weight(cur) ? why : cur;
 }
 
 function index(f: SweepFrontier): Input {
