@@ -256,8 +256,9 @@ class Coordinator {
    */
   private async sweep(): Promise<CheckResult | number> {
     const c = this.control;
-    // Inserts that may still come after a worker asks the others to stop: every worker finishes its chunk.
-    const headroom = this.workers * SWEEP_CHUNK * Math.max(1, this.system.instances.length) + this.workers;
+    // Inserts that may still come after a worker asks the others to stop: every other worker finishes its
+    // chunk, and may have claimed one more just before it saw the request (two chunks each, to be safe).
+    const headroom = 2 * this.workers * SWEEP_CHUNK * Math.max(1, this.system.instances.length) + this.workers;
     // Room for every initial state too: the first pass inserts them before anyone can ask for growth.
     let capacity = Math.max(1 << 14, 4 * headroom, 2 * this.system.inits.length);
     let grown = 0;
