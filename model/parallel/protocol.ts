@@ -122,7 +122,6 @@ export interface SweepReply {
   /** Transitions taken in this level so far (all its passes). */
   readonly transitions: number;
   readonly reached: readonly string[];
-  readonly met: boolean;
   readonly rss: number;
 }
 

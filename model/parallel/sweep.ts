@@ -69,7 +69,6 @@ export class Sweep<S> {
   private transitions = 0;
   /** Transitions of the levels before this one. */
   private before = 0;
-  private stopped: SweepStop = SweepStop.None;
 
   constructor(
     private readonly system: System<S>,
@@ -124,7 +123,6 @@ export class Sweep<S> {
       this.before += this.transitions;
       this.transitions = 0;
     }
-    this.stopped = SweepStop.None;
     const total = this.inputs.reduce((n, f) => n + f.count, 0);
     const c = this.control;
     let chunks = 0;
@@ -241,7 +239,6 @@ export class Sweep<S> {
       const next = weightier(cur, why);
       if (next === cur || Atomics.compareExchange(c, SWEEP_STOP, cur, next) === cur) break;
     }
-    this.stopped = why;
   }
 
   private reply(): SweepReply {
@@ -250,7 +247,6 @@ export class Sweep<S> {
       frontier: this.out.info(),
       transitions: this.transitions,
       reached: [...this.reached],
-      met: this.stopped === SweepStop.Met,
       rss: process.memoryUsage.rss(),
     };
   }
