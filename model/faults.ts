@@ -4,7 +4,7 @@
  * explorer and the parallel workers, so a model error reads the same whichever found it.
  */
 import { type Data, type DataError, show } from './data.ts';
-import type { ActionInstance, System } from './system.ts';
+import type { ActionInstance, StepLabel, System } from './system.ts';
 import { ModelError, formatLabel } from './system.ts';
 
 export function errText(e: unknown): string {
@@ -88,6 +88,17 @@ export function badSuccessorText(inst: ActionInstance<any>, e: DataError, t: unk
 
 export function unblamedMutationText(s: unknown): string {
   return `an effect or guard mutated its input state (could not tell which)\n  on state: ${show(s as Data, 600)}`;
+}
+
+/** A worker's checks: the system's invariants, step properties and goals among the `properties` named (null: all). */
+export function checksOf<S>(system: System<S>, properties: readonly string[] | null) {
+  const wanted = ([name]: [string, unknown]) => properties === null || properties.includes(name);
+  const spec = system.spec;
+  return {
+    invariants: Object.entries(spec.invariants ?? {}).filter(wanted) as [string, (s: S) => boolean][],
+    actionProps: Object.entries(spec.actionProperties ?? {}).filter(wanted) as [string, (before: S, step: StepLabel, after: S) => boolean][],
+    goals: Object.entries(spec.reachable ?? {}).filter(wanted) as [string, (s: S) => boolean][],
+  };
 }
 
 /** The property names a check covers (null: all), refusing a name the system does not have. */

@@ -109,11 +109,10 @@ export enum SweepStop {
   Memory = 4,
 }
 
-/** One worker's next frontier in a sweep: `count` length-prefixed encodings in `used` words. */
+/** One worker's next frontier in a sweep: `count` length-prefixed encodings. */
 export interface SweepFrontier {
   readonly words: SharedArrayBuffer;
   readonly count: number;
-  readonly used: number;
 }
 
 export interface SweepReply {

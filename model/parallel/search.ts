@@ -5,7 +5,7 @@
  * generic encoding (model/parallel/strings.ts); packed-search.ts overrides the per-state hooks for layout models.
  */
 import { type Data, DataError, show } from '../data.ts';
-import { badSuccessorText, blameMutation, effectOf, guardHolds, terminalHolds, threwText } from '../faults.ts';
+import { badSuccessorText, blameMutation, checksOf, effectOf, guardHolds, terminalHolds, threwText } from '../faults.ts';
 import { ChunkedColumn, FingerprintSet, OwnerParentColumn, hashWords } from '../fingerprints.ts';
 import type { ActionInstance, StepLabel, System } from '../system.ts';
 import { formatLabel } from '../system.ts';
@@ -195,11 +195,7 @@ export class WorkerSearch<S> {
     this.instances = system.instances;
     this.ni = system.instances.length;
     this.slots = 4 * this.ni + 4;
-    const wanted = (name: string) => opts.properties === null || opts.properties.includes(name);
-    const spec = system.spec;
-    this.invariants = Object.entries(spec.invariants ?? {}).filter(([n]) => wanted(n));
-    this.actionProps = Object.entries(spec.actionProperties ?? {}).filter(([n]) => wanted(n));
-    this.goals = Object.entries(spec.reachable ?? {}).filter(([n]) => wanted(n));
+    ({ invariants: this.invariants, actionProps: this.actionProps, goals: this.goals } = checksOf(system, opts.properties));
     this.outs = Array.from({ length: workers }, () => new Outbox(new Int32Array(1 << 14)));
     this.via = ChunkedColumn.forValuesBelow(Math.max(this.ni, system.inits.length));
     this.parents = new OwnerParentColumn(workers);

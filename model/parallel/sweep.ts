@@ -8,9 +8,9 @@
  * (protocol.ts), which finds the same first event as the single-threaded explorer.
  */
 import { DataError } from '../data.ts';
-import { effectOf, guardHolds } from '../faults.ts';
+import { checksOf, effectOf, guardHolds } from '../faults.ts';
 import { hashWords } from '../fingerprints.ts';
-import type { ActionInstance, System } from '../system.ts';
+import type { ActionInstance, StepLabel, System } from '../system.ts';
 import { SharedEncoder, SharedStrings } from './strings.ts';
 import { SWEEP_CHUNK, SWEEP_ENTRIES, SWEEP_NEXT, SWEEP_STOP, type SweepFrontier, type SweepReply, SweepStop, type WorkerOptions } from './protocol.ts';
 import { SweepTable } from './sweep-table.ts';
@@ -42,7 +42,7 @@ class Out {
   }
 
   info(): SweepFrontier {
-    return { words: this.words.buffer as SharedArrayBuffer, count: this.count, used: this.used };
+    return { words: this.words.buffer as SharedArrayBuffer, count: this.count };
   }
 }
 
@@ -60,7 +60,7 @@ export class Sweep<S> {
   private readonly progress: Float64Array;
   private readonly instances: readonly ActionInstance<S>[];
   private readonly invariants: [string, (s: S) => boolean][];
-  private readonly actionProps: [string, (s: S, label: unknown, t: S) => boolean][];
+  private readonly actionProps: [string, (before: S, step: StepLabel, after: S) => boolean][];
   private readonly goals: [string, (s: S) => boolean][];
   private readonly reached = new Set<string>();
   private table!: SweepTable;
@@ -82,11 +82,7 @@ export class Sweep<S> {
     this.control = new Int32Array(control);
     this.progress = new Float64Array(progress);
     this.instances = system.instances;
-    const wanted = (name: string) => opts.properties === null || opts.properties.includes(name);
-    const spec = system.spec;
-    this.invariants = Object.entries(spec.invariants ?? {}).filter(([n]) => wanted(n));
-    this.actionProps = Object.entries(spec.actionProperties ?? {}).filter(([n]) => wanted(n)) as never;
-    this.goals = Object.entries(spec.reachable ?? {}).filter(([n]) => wanted(n));
+    ({ invariants: this.invariants, actionProps: this.actionProps, goals: this.goals } = checksOf(system, opts.properties));
   }
 
   /** Level 0: the initial states with index `me` modulo `workers` that are new to the table. */
