@@ -8,7 +8,7 @@
  * (protocol.ts), which finds the same first event as the single-threaded explorer.
  */
 import { DataError } from '../data.ts';
-import { checksOf, effectOf, guardHolds } from '../faults.ts';
+import { checksOf, effectOf, guardHolds, terminalHolds } from '../faults.ts';
 import { hashWords } from '../fingerprints.ts';
 import type { ActionInstance, StepLabel, System } from '../system.ts';
 import { SharedEncoder, SharedStrings } from './strings.ts';
@@ -185,16 +185,8 @@ export class Sweep<S> {
     // An effect that mutated `s` computed wrong successors; the exact scheme names it.
     enc.encode(s);
     if (!enc.sameAs(input.words, start, len)) throw met();
-    if (enabled === 0 && this.opts.deadlock) {
-      const terminal = this.system.spec.terminal;
-      let ends = false;
-      try {
-        ends = terminal !== undefined && terminal(s);
-      } catch {
-        throw met();
-      }
-      if (!ends) throw met();
-    }
+    const terminal = this.system.spec.terminal;
+    if (enabled === 0 && this.opts.deadlock && !(terminal && terminalHolds(terminal, s, met, 0))) throw met();
   }
 
   private insert(words: Int32Array, len: number): boolean {
