@@ -10,7 +10,7 @@ function control(stopAt: number): Int32Array {
 }
 
 describe('the shared fingerprint table of a sweep', () => {
-  it('adds a fingerprint once, tells 64-bit fingerprints apart that share a half, and keeps them through a rehash', () => {
+  it('adds a fingerprint once, tells 64-bit fingerprints apart that share a half, and keeps them when copied in parts into a larger table', () => {
     const c = control(90);
     const buf = SweepTable.allocate(100);
     const t = new SweepTable(buf, c);
@@ -21,10 +21,18 @@ describe('the shared fingerprint table of a sweep', () => {
     fps.push([fps[0][0], fps[0][1] ^ 0x100], [fps[1][0] ^ 0x100, fps[1][1]]);
     for (const [hi, lo] of fps) expect(t.insert(hi, lo)).toBe(true);
     for (const [hi, lo] of fps) expect(t.insert(hi, lo)).toBe(false);
-    const bigger = new SweepTable(SweepTable.rehash(buf, 150, c), c);
-    expect(bigger.capacity).toBe(150);
-    for (const [hi, lo] of fps) expect(bigger.insert(hi, lo)).toBe(false);
-    expect(bigger.insert(12345, 678)).toBe(true);
+    // One part, or three whose bounds fall between slots unevenly (100 slots): every entry is copied once.
+    for (const parts of [1, 3]) {
+      const bigger = new SweepTable(SweepTable.allocate(150), c);
+      for (let part = 0; part < parts; part++) bigger.copyPart(buf, part, parts);
+      expect(bigger.capacity).toBe(150);
+      for (const [hi, lo] of fps) expect(bigger.insert(hi, lo)).toBe(false);
+      expect(bigger.insert(12345, 678)).toBe(true);
+      let entries = 0;
+      const words = new Int32Array(bigger.buffer);
+      for (let k = 0; k < words.length; k += 2) if (words[k] !== 0) entries++;
+      expect(entries).toBe(fps.length + 1);
+    }
   });
 
   it('says so rather than probing forever when it is full', () => {

@@ -4,7 +4,7 @@
  * counterexample. The scheme is described in protocol.ts; this side runs the level loop, keeps the least
  * event, and rebuilds a counterexample from the owners' parent links with `replay`.
  *
- * For a model of plain states with no state or depth limit, a sweep goes first (sweep.ts): the same levels over
+ * For a search with no state or depth limit, a sweep goes first (sweep.ts, packed-sweep.ts): the same levels over
  * one shared fingerprint table, with no routing and no order, which is all a search that meets nothing needs
  * (its counts do not depend on order). If it meets something, the exact scheme searches again, so a violation
  * costs the sweep's levels on top (the result notes it).
@@ -40,6 +40,7 @@ import {
   type ToWorker,
 } from './protocol.ts';
 import { SweepTable } from './sweep-table.ts';
+import { workerBundle } from './bundle.ts';
 import { SourceError, type SystemSource, loadSystem } from './source.ts';
 import { SharedStrings } from './strings.ts';
 
@@ -88,7 +89,22 @@ export async function checkParallel(source: SystemSource, options: ParallelOptio
   // The workers take the packed fast path on the same terms as the single-threaded explorer.
   const packed = packedOf(system);
   if (packed !== undefined && packedUnfit(system, opts) === undefined) notes.push(`packed states: ${packed.layout.words} word${packed.layout.words === 1 ? '' : 's'} each`);
-  const r = await new Coordinator(system, source, workers, opts, properties, started, notes).run();
+  // Workers start from one bundled file where it can be had (bundle.ts), else through tsx. A bundle whose
+  // workers do not come up (a model that will not load as bundled code) gets a second start through tsx, which
+  // then reports what the worker met.
+  const bundle = await workerBundle(source);
+  const coordinator = (url: URL) => new Coordinator(system, source, url, workers, opts, properties, started, notes);
+  let r: CheckResult;
+  try {
+    r = await coordinator(bundle?.url ?? BOOTSTRAP).run();
+  } catch (e) {
+    if (!(bundle !== undefined && e instanceof WorkerStartError)) throw e instanceof WorkerStartError ? e.cause : e;
+    try {
+      r = await coordinator(BOOTSTRAP).run();
+    } catch (again) {
+      throw again instanceof WorkerStartError ? again.cause : again;
+    }
+  }
   if (r.verdict !== 'error') return r;
   // A model may keep state of its own in the thread that runs it (a cache its steps fill as they go), so
   // that a state made in one worker fails in another: the single-threaded explorer has the last word.
@@ -99,6 +115,16 @@ export async function checkParallel(source: SystemSource, options: ParallelOptio
     `parallel: not used: the model failed when its states moved between worker threads (${first}) but not in one ` +
     'thread, so its steps depend on something kept in the thread that runs them: checked by the single-threaded explorer';
   return { ...single, notes: [...(single.notes ?? []), note] };
+}
+
+/** Workers started without a bundle: tsx loads their TypeScript. */
+const BOOTSTRAP = new URL('./bootstrap.mjs', import.meta.url);
+
+/** The workers did not come up: `cause` is what the first of them met. */
+class WorkerStartError extends Error {
+  constructor(override readonly cause: unknown) {
+    super('parallel search: the workers did not start');
+  }
 }
 
 type Reply<T extends FromWorker['type']> = Extract<FromWorker, { type: T }>;
@@ -169,6 +195,7 @@ class Coordinator {
   constructor(
     private readonly system: System<unknown>,
     private readonly source: SystemSource,
+    private readonly entry: URL,
     private readonly workers: number,
     private readonly opts: CheckOptions,
     private readonly properties: readonly string[] | null,
@@ -183,7 +210,7 @@ class Coordinator {
     const timeLimit = this.opts.timeLimit;
     try {
       for (let i = 0; i < this.workers; i++) {
-        const worker = new Worker(new URL('./bootstrap.mjs', import.meta.url), {
+        const worker = new Worker(this.entry, {
           // The young generation `npm run check` gives the main thread (--max-semi-space-size=64): effects allocate
           // a new state per transition, and a small nursery spends the search in scavenges.
           resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
@@ -196,7 +223,7 @@ class Coordinator {
           }),
         );
       }
-      const ready = await this.all('ready', (p) => ({
+      await this.all('ready', (p) => ({
         type: 'init',
         source: this.source,
         index: p.index,
@@ -211,15 +238,17 @@ class Coordinator {
           maxMemoryMB: this.opts.maxMemoryMB ?? null,
           packed: this.opts.packed !== false,
         },
-      }));
+      })).catch((e: unknown) => {
+        throw new WorkerStartError(e);
+      });
       if (this.opts.onProgress) {
         const onProgress = this.opts.onProgress;
         this.timer = setInterval(() => onProgress(this.stats(this.statesSoFar(), this.transitionsSoFar(), this.depth)), 1000);
         this.timer.unref?.();
       }
-      // A sweep first, where the model's states are plain data and no state or depth limit asks for the exact
-      // cut-off: when it meets nothing, its counts are the result; else the exact scheme starts over.
-      if (ready.every((r) => r.sweeps) && this.opts.maxStates === undefined && this.opts.maxDepth === undefined) {
+      // A sweep first, where no state or depth limit asks for the exact cut-off: when it meets nothing, its
+      // counts are the result; else the exact scheme starts over.
+      if (this.opts.maxStates === undefined && this.opts.maxDepth === undefined) {
         const swept = await this.sweep();
         if (typeof swept !== 'number') return swept;
         this.sweepNote = `parallel: the sweep stopped at depth ${swept} on a violation, a deadlock or a model fault, so the exact scheme searched again (it reports what one thread does)`;
@@ -263,9 +292,12 @@ class Coordinator {
     let capacity = Math.max(1 << 14, 4 * headroom, 2 * this.system.inits.length);
     let grown = 0;
     let grownWithin = 0;
-    const grow = (to: number) => {
+    // Growth: a larger table, into which every worker copies its part of the old one (none is inserting).
+    const grow = async (to: number) => {
       grown++;
-      const next = SweepTable.rehash(table, to, c);
+      const next = SweepTable.allocate(to);
+      const from = table;
+      await this.all('rehashed', (p) => ({ type: 'sweep-rehash', from, to: next, part: p.index, parts: this.workers }));
       capacity = to;
       table = next;
       Atomics.store(c, SWEEP_STOP_AT, stopAt(capacity, headroom));
@@ -296,7 +328,7 @@ class Coordinator {
         if (why === SweepStop.Met) return level;
         if (why === SweepStop.Full) {
           grownWithin++;
-          grow(Math.ceil(capacity * 1.5));
+          await grow(Math.ceil(capacity * 1.5));
           continue;
         }
         for (const r of replies) this.peakRss = Math.max(this.peakRss, r.rss);
@@ -327,7 +359,7 @@ class Coordinator {
       this.levelStates.push(next);
       this.depth = level + 1;
       // Between levels, keep the table at most three quarters full (probes stay short).
-      if (Atomics.load(c, SWEEP_ENTRIES) > 0.75 * capacity) grow(Math.ceil(capacity * 1.5));
+      if (Atomics.load(c, SWEEP_ENTRIES) > 0.75 * capacity) await grow(Math.ceil(capacity * 1.5));
     }
   }
 

@@ -18,7 +18,7 @@
  * then sorted by key, and ranks follow from merging the owners' keys. Events (violations, model faults,
  * limits) carry a key in that order too: the coordinator keeps the least.
  *
- * Before it, a model of plain states gets a sweep (sweep.ts, sweep-table.ts): the frontiers are read by every
+ * Before it, a search with no state or depth limit gets a sweep (sweep.ts and packed-sweep.ts, sweep-table.ts): the frontiers are read by every
  * worker in chunks as above, but successors go into one shared table by compare-and-swap instead of to owners,
  * and nothing is ranked. It ends the check when it meets nothing; else the scheme above starts over.
  */
@@ -157,10 +157,16 @@ export type ToWorker =
   | { readonly type: 'link'; readonly state: number }
   | { readonly type: 'sweep-start'; readonly table: SharedArrayBuffer }
   | { readonly type: 'sweep-level'; readonly frontiers: readonly SweepFrontier[]; readonly table: SharedArrayBuffer; readonly resume: boolean }
+  /** Copy part `part` (of `parts`) of the full table `from` into the larger `to` (every worker one part). */
+  | { readonly type: 'sweep-rehash'; readonly from: SharedArrayBuffer; readonly to: SharedArrayBuffer; readonly part: number; readonly parts: number }
   | { readonly type: 'sweep-end' };
 
+export interface SweepRehashed {
+  readonly type: 'rehashed';
+}
+
 export type FromWorker =
-  | { readonly type: 'ready'; readonly instances: number; readonly sweeps: boolean }
+  | { readonly type: 'ready'; readonly instances: number }
   | { readonly type: 'failed'; readonly message: string }
   | { readonly type: 'crash'; readonly message: string }
   | { readonly type: 'frontier'; readonly frontier: FrontierInfo; readonly bytes: number }
@@ -178,4 +184,5 @@ export type FromWorker =
   | { readonly type: 'counted'; readonly transitions: number; readonly states: number }
   | SweepReply
   | { readonly type: 'sweep-ended' }
+  | SweepRehashed
   | { readonly type: 'link'; readonly parentWorker: number; readonly parentState: number; readonly via: number };

@@ -59,6 +59,14 @@ function fromProtocol(p: Protocol, variant: string | undefined, config: string |
   return v.build(config !== undefined ? p.configs[config] : (v.config ?? p.configs.check));
 }
 
+/** Modules a bundled worker carries (bundle.ts), by file URL: loadSystem takes them instead of importing. */
+const preloaded = new Map<string, Record<string, unknown>>();
+
+/** Hands loadSystem a module already loaded under `url` (a bundled worker's entry does this for its model). */
+export function preload(url: string, module: Record<string, unknown>): void {
+  preloaded.set(url, module);
+}
+
 /** Loads the system a source names. Throws SourceError when it cannot (and ModelError for a malformed model). */
 export async function loadSystem(source: SystemSource): Promise<System<unknown>> {
   if (typeof source !== 'object' || source === null) throw new SourceError('a system source must be an object');
@@ -77,21 +85,7 @@ export async function loadSystem(source: SystemSource): Promise<System<unknown>>
   }
   if (typeof source.module !== 'string' || source.module === '') throw new SourceError('a module source needs `module` (a file URL or path)');
   const url = /^file:/.test(source.module) ? source.module : pathToFileURL(resolve(source.module)).href;
-  let mod: Record<string, unknown>;
-  try {
-    // A plain import shares the module (and everything it imports) with what this thread already loaded: the
-    // CLI, a test run and a worker all have TypeScript loading set up. Where that fails (no loader, or a .ts
-    // file outside an ESM package, which a plain import takes for CommonJS), load it as the CLI loads model
-    // files: tsx's tsImport, as ESM wherever the file lives.
-    mod = (await import(url)) as Record<string, unknown>;
-  } catch (first) {
-    try {
-      const { tsImport } = await import('tsx/esm/api');
-      mod = (await tsImport(url, import.meta.url)) as Record<string, unknown>;
-    } catch (e) {
-      throw new SourceError(`module '${source.module}' does not load: ${firstLine(e ?? first)}`);
-    }
-  }
+  const mod = preloaded.get(url) ?? (await importModule(url, source.module));
   const pick = (m: Record<string, unknown>) =>
     source.export !== undefined ? m[source.export] : (m.default ?? m.protocol ?? m.system);
   let value = pick(mod);
@@ -115,6 +109,23 @@ export async function loadSystem(source: SystemSource): Promise<System<unknown>>
   if (isSystem(value)) return value;
   if (isProtocol(value)) return fromProtocol(value, source.variant, source.config, where);
   throw new SourceError(`${where} is not a system from defineSystem(...), a function returning one, or a protocol`);
+}
+
+async function importModule(url: string, named: string): Promise<Record<string, unknown>> {
+  try {
+    // A plain import shares the module (and everything it imports) with what this thread already loaded: the
+    // CLI, a test run and a worker all have TypeScript loading set up. Where that fails (no loader, or a .ts
+    // file outside an ESM package, which a plain import takes for CommonJS), load it as the CLI loads model
+    // files: tsx's tsImport, as ESM wherever the file lives.
+    return (await import(url)) as Record<string, unknown>;
+  } catch (first) {
+    try {
+      const { tsImport } = await import('tsx/esm/api');
+      return (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+    } catch (e) {
+      throw new SourceError(`module '${named}' does not load: ${firstLine(e ?? first)}`);
+    }
+  }
 }
 
 function firstLine(e: unknown): string {

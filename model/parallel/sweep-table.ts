@@ -6,7 +6,7 @@
  * remain). A worker claims an empty slot by swapping its lo word in, then writes hi; a worker that meets a
  * claimed slot with its own lo waits for hi (a few instructions away in the claiming worker) before it
  * compares. Linear probing from a multiplicative hash of hi. The table grows only between passes, when no
- * worker is inserting: the coordinator rehashes it into a larger buffer.
+ * worker is inserting: the coordinator allocates a larger buffer and the workers copy a part of the old one each.
  */
 import { SWEEP_STOP_AT } from './protocol.ts';
 
@@ -16,7 +16,10 @@ export class SweepTable {
   /** Entries at which a worker asks the others to stop, so that the table grows before it fills. */
   readonly stopAt: number;
 
-  constructor(buffer: SharedArrayBuffer, control: Int32Array) {
+  constructor(
+    readonly buffer: SharedArrayBuffer,
+    control: Int32Array,
+  ) {
     this.slots = new Int32Array(buffer);
     this.capacity = this.slots.length >>> 1;
     this.stopAt = Atomics.load(control, SWEEP_STOP_AT);
@@ -50,7 +53,8 @@ export class SweepTable {
         }
       }
       if (cur === lo) {
-        let h = Atomics.load(t, k + 1);
+        // A plain read sees hi or, just after another worker claimed the slot, 0: then wait for hi.
+        let h = t[k + 1];
         while (h === 0) h = Atomics.load(t, k + 1);
         if (h === hi) return false;
       }
@@ -59,12 +63,14 @@ export class SweepTable {
     throw new Error('sweep: the shared fingerprint table is full (it should have grown first)');
   }
 
-  /** Copies every entry of `from` into a fresh table of `capacity` slots (no worker may be inserting). */
-  static rehash(from: SharedArrayBuffer, capacity: number, control: Int32Array): SharedArrayBuffer {
-    const buffer = SweepTable.allocate(capacity);
-    const to = new SweepTable(buffer, control);
+  /**
+   * Copies the entries in part `part` of `parts` of `from` into this (larger) table. The workers copy one part
+   * each at once, between passes, when none is inserting into `from`: the copies insert by CAS like any other.
+   */
+  copyPart(from: SharedArrayBuffer, part: number, parts: number): void {
     const t = new Int32Array(from);
-    for (let k = 0; k < t.length; k += 2) if (t[k] !== 0) to.insert(t[k + 1], t[k]);
-    return buffer;
+    const slots = t.length >>> 1;
+    const end = 2 * Math.floor((slots * (part + 1)) / parts);
+    for (let k = 2 * Math.floor((slots * part) / parts); k < end; k += 2) if (t[k] !== 0) this.insert(t[k + 1], t[k]);
   }
 }

@@ -12,12 +12,14 @@ import { checksOf, effectOf, guardHolds, terminalHolds } from '../faults.ts';
 import { hashWords } from '../fingerprints.ts';
 import type { ActionInstance, StepLabel, System } from '../system.ts';
 import { SharedEncoder, SharedStrings } from './strings.ts';
-import { SWEEP_CHUNK, SWEEP_ENTRIES, SWEEP_NEXT, SWEEP_STOP, type SweepFrontier, type SweepReply, SweepStop, type WorkerOptions } from './protocol.ts';
+import { SWEEP_CHUNK, SWEEP_ENTRIES, SWEEP_NEXT, SWEEP_STOP, type SweepFrontier, type SweepReply, type SweepRehashed, SweepStop, type WorkerOptions } from './protocol.ts';
 import { SweepTable } from './sweep-table.ts';
 
+const RECENT_MASK = (1 << 15) - 1;
+
 /** Thrown inside the sweep when it meets anything the exact scheme must report. */
-class Met extends Error {}
-const met = () => new Met();
+export class Met extends Error {}
+export const met = () => new Met();
 
 /** A growable frontier of length-prefixed encodings, in shared memory (every worker reads it next level). */
 class Out {
@@ -47,7 +49,7 @@ class Out {
 }
 
 /** A frontier read back: where each state's encoding starts. */
-interface Input {
+export interface Input {
   readonly words: Int32Array;
   readonly starts: Int32Array;
   readonly count: number;
@@ -59,24 +61,24 @@ export class Sweep<S> {
   /** This worker's transitions so far, read by the coordinator for progress. */
   private readonly progress: Float64Array;
   private readonly instances: readonly ActionInstance<S>[];
-  private readonly invariants: [string, (s: S) => boolean][];
+  protected invariants: [string, (s: S) => boolean][];
   private readonly actionProps: [string, (before: S, step: StepLabel, after: S) => boolean][];
-  private readonly goals: [string, (s: S) => boolean][];
-  private readonly reached = new Set<string>();
+  protected goals: [string, (s: S) => boolean][];
+  protected readonly reached = new Set<string>();
   private table!: SweepTable;
-  private out = new Out();
+  protected out = new Out();
   private inputs: Input[] = [];
-  private transitions = 0;
+  protected transitions = 0;
   /** Transitions of the levels before this one. */
   private before = 0;
 
   constructor(
-    private readonly system: System<S>,
+    protected readonly system: System<S>,
     strings: SharedArrayBuffer,
     control: SharedArrayBuffer,
     progress: SharedArrayBuffer,
     private readonly me: number,
-    private readonly opts: WorkerOptions,
+    protected readonly opts: WorkerOptions,
   ) {
     this.enc = new SharedEncoder(new SharedStrings(strings));
     this.control = new Int32Array(control);
@@ -93,12 +95,12 @@ export class Sweep<S> {
     const inits = this.system.inits;
     try {
       for (let i = me; i < inits.length; i += workers) {
-        this.enc.encode(inits[i]);
-        if (this.insert(this.enc.words, this.enc.length)) this.out.push(this.enc.words, this.enc.length);
+        const { words, length } = this.encodeInit(i);
+        if (this.insert(words, length)) this.out.push(words, length);
       }
     } catch (e) {
       // An initial state that does not encode is the exact scheme's to report.
-      if (!(e instanceof DataError)) throw e;
+      if (!(e instanceof Met)) throw e;
       this.stop(SweepStop.Met);
     }
     this.publish();
@@ -139,6 +141,23 @@ export class Sweep<S> {
     return this.reply();
   }
 
+  /** This worker's part of a growth: the entries of `from`'s part `part` of `parts` go into `to`. */
+  rehash(from: SharedArrayBuffer, to: SharedArrayBuffer, part: number, parts: number): SweepRehashed {
+    new SweepTable(to, this.control).copyPart(from, part, parts);
+    return { type: 'rehashed' };
+  }
+
+  /** Initial state i's encoding; Met when it has none. */
+  protected encodeInit(i: number): { readonly words: Int32Array; readonly length: number } {
+    try {
+      this.enc.encode(this.system.inits[i]);
+    } catch (e) {
+      if (e instanceof DataError) throw met();
+      throw e;
+    }
+    return { words: this.enc.words, length: this.enc.length };
+  }
+
   private chunk(first: number, end: number): void {
     let f = 0;
     let i = first;
@@ -150,7 +169,7 @@ export class Sweep<S> {
   }
 
   /** Checks and expands state i of a frontier, as the explorer does; whatever it would report is `Met`. */
-  private expand(input: Input, i: number): void {
+  protected expand(input: Input, i: number): void {
     const enc = this.enc;
     const start = input.starts[i];
     const len = input.words[start - 1];
@@ -189,13 +208,26 @@ export class Sweep<S> {
     if (enabled === 0 && this.opts.deadlock && !(terminal && terminalHolds(terminal, s, met, 0))) throw met();
   }
 
-  private insert(words: Int32Array, len: number): boolean {
+  protected insert(words: Int32Array, len: number): boolean {
     const fp = this.fp;
     hashWords(words, len, fp);
-    if (!this.table.insert(fp[0], fp[1])) return false;
+    // The table's form of the fingerprint (each half odd), so that an empty cache slot matches none.
+    const hi = fp[0] | 1;
+    const lo = fp[1] | 1;
+    // Most successors were seen, many of them just now (a sibling's, a parent's): a small cache of fingerprints
+    // this worker knows to be in the table answers those without a probe into it.
+    const r = this.recent;
+    const slot = ((lo >>> 1) & RECENT_MASK) << 1;
+    if (r[slot] === hi && r[slot + 1] === lo) return false;
+    r[slot] = hi;
+    r[slot + 1] = lo;
+    if (!this.table.insert(hi, lo)) return false;
     this.added++;
     return true;
   }
+
+  /** Fingerprints known to be in the table, direct-mapped (32 K entries, 256 kB, as the single thread's cache). */
+  private readonly recent = new Int32Array(2 * (RECENT_MASK + 1));
 
   /** Publishes this chunk's new entries (one shared add a chunk, not one a state) and asks for growth at the mark. */
   private publish(): void {

@@ -12,6 +12,7 @@ import { packedUnfit } from '../packed-explorer.ts';
 import { packedOf } from '../packed.ts';
 import { PackedWorkerSearch } from './packed-search.ts';
 import { WorkerSearch } from './search.ts';
+import { PackedSweep } from './packed-sweep.ts';
 import { Sweep } from './sweep.ts';
 
 const port = parentPort;
@@ -42,9 +43,11 @@ port.on('message', async (msg: ToWorker) => {
         search = fast
           ? new PackedWorkerSearch(system, model, msg.index, msg.workers, msg.strings, msg.progress, msg.control, o)
           : new WorkerSearch(system, msg.index, msg.workers, msg.strings, msg.progress, msg.control, o);
-        sweep = fast ? undefined : new Sweep(system, msg.strings, msg.control, msg.progress, msg.index, o);
+        sweep = fast
+          ? new PackedSweep(system, model, msg.strings, msg.control, msg.progress, msg.index, o)
+          : new Sweep(system, msg.strings, msg.control, msg.progress, msg.index, o);
         workers = msg.workers;
-        reply({ type: 'ready', instances: system.instances.length, sweeps: sweep !== undefined });
+        reply({ type: 'ready', instances: system.instances.length });
         return;
       }
       case 'inits':
@@ -70,6 +73,9 @@ port.on('message', async (msg: ToWorker) => {
         return;
       case 'sweep-level':
         reply(sweep!.level(msg.frontiers, msg.table, msg.resume));
+        return;
+      case 'sweep-rehash':
+        reply(sweep!.rehash(msg.from, msg.to, msg.part, msg.parts));
         return;
       case 'sweep-end':
         // Its frontiers and table go; the exact scheme starts from the initial states.
