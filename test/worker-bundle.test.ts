@@ -66,6 +66,27 @@ describe('the workers bundle', () => {
     const specifiers = [...code.matchAll(/^(?:import|export)\b[^;]*?\bfrom\s*"([^"]+)"/gm)].map((m) => m[1]);
     expect(specifiers.length).toBeGreaterThan(0);
     for (const s of specifiers) expect(s).toMatch(/^(node:|\/)/);
+    // The package files it imports are among its inputs: a reinstalled package rebuilds it.
+    const inputs = JSON.parse(readFileSync(fileURLToPath(bundle!.url).replace(/\.mjs$/, '.inputs.json'), 'utf8')) as Record<string, unknown>;
+    expect(Object.keys(inputs).some((p) => p.includes('/node_modules/'))).toBe(true);
+    expect(Object.keys(inputs)).toContain(fileURLToPath(url));
+  });
+
+  it('is dropped when its workers do not start, and the workers start again through tsx', async () => {
+    const file = join(dir, 'main-only.ts');
+    writeFileSync(
+      file,
+      `import { isMainThread } from 'node:worker_threads';
+import { actionsOf, defineSystem } from '${modelIndex}';
+if (!isMainThread) throw new Error('this model only loads on the main thread');
+const act = actionsOf<{ readonly n: number }>();
+export default defineSystem({ name: 'main-only', init: { n: 0 }, actions: [act('inc', { guard: (s) => s.n < 3, effect: (s) => ({ n: s.n + 1 }) })] });
+`,
+    );
+    const source = { module: pathToFileURL(file).href };
+    // The tsx start reports what the worker met when it loaded the model.
+    await expect(checkParallel(source, { workers: 2 })).rejects.toThrow(/could not load the system: .*only loads on the main thread/);
+    expect((await workerBundle(source))?.origin).toBe('built');
   });
 
   it('bundles a built-in protocol source, which names no module', async () => {

@@ -47,6 +47,13 @@ function entryFor(source: SystemSource): string {
   return [...lines, `import ${JSON.stringify(WORKER)};`, ''].join('\n');
 }
 
+/** Drops a bundle whose workers did not start (a package it names may have moved), so the next run rebuilds it. */
+export async function forget(bundle: WorkerBundle): Promise<void> {
+  const file = fileURLToPath(bundle.url);
+  await rm(file, { force: true }).catch(() => undefined);
+  await rm(file.replace(/\.mjs$/, '.inputs.json'), { force: true }).catch(() => undefined);
+}
+
 async function unchanged(inputs: Inputs): Promise<boolean> {
   try {
     for (const [path, [size, mtimeMs]] of Object.entries(inputs)) {
@@ -90,11 +97,11 @@ export async function workerBundle(source: SystemSource, dir: string = BUNDLE_DI
     await mkdir(dir, { recursive: true });
     await prune(dir);
     // Written under a private name and renamed, so that a concurrent run never loads half a file.
-    const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}`;
-    await writeFile(tmp, built.code);
-    await rename(tmp, file);
-    await writeFile(`${index}.${process.pid}`, JSON.stringify(built.inputs));
-    await rename(`${index}.${process.pid}`, index);
+    const suffix = `.${process.pid}.${Math.random().toString(36).slice(2)}`;
+    await writeFile(file + suffix, built.code);
+    await rename(file + suffix, file);
+    await writeFile(index + suffix, JSON.stringify(built.inputs));
+    await rename(index + suffix, index);
     return { url: pathToFileURL(file), origin: 'built' };
   } catch {
     return undefined;
@@ -123,6 +130,8 @@ async function build(entry: string): Promise<{ code: string; inputs: Inputs } | 
   } catch {
     return undefined;
   }
+  /** The package files the bundle imports by path: a reinstalled package rebuilds it too. */
+  const packages = new Set<string>();
   const result = await esbuild.build({
     stdin: { contents: entry, resolveDir: process.cwd(), loader: 'js', sourcefile: 'interleave-worker-entry.js' },
     bundle: true,
@@ -146,7 +155,9 @@ async function build(entry: string): Promise<{ code: string; inputs: Inputs } | 
             const r = await b.resolve(a.path, { kind: a.kind, resolveDir: a.resolveDir, pluginData: 'resolving' });
             if (r.errors.length > 0) return { errors: r.errors };
             // A package's file stays outside; anything else a bare name resolves to (an alias) is bundled.
-            return r.path.includes('/node_modules/') && !r.external ? { path: r.path, external: true } : undefined;
+            if (!r.path.includes('/node_modules/') || r.external) return undefined;
+            packages.add(r.path);
+            return { path: r.path, external: true };
           });
         },
       },
@@ -165,9 +176,10 @@ async function build(entry: string): Promise<{ code: string; inputs: Inputs } | 
     ],
   });
   const inputs: Inputs = {};
-  for (const rel of Object.keys(result.metafile.inputs)) {
-    if (rel.startsWith('<stdin>') || rel.includes('interleave-worker-entry')) continue;
-    const path = resolve(process.cwd(), rel);
+  const files = Object.keys(result.metafile.inputs)
+    .filter((rel) => !rel.startsWith('<stdin>') && !rel.includes('interleave-worker-entry'))
+    .map((rel) => resolve(process.cwd(), rel));
+  for (const path of [...files, ...packages]) {
     const s = await stat(path);
     inputs[path] = [s.size, s.mtimeMs];
   }

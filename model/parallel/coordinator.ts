@@ -40,7 +40,7 @@ import {
   type ToWorker,
 } from './protocol.ts';
 import { SweepTable } from './sweep-table.ts';
-import { workerBundle } from './bundle.ts';
+import { forget, workerBundle } from './bundle.ts';
 import { SourceError, type SystemSource, loadSystem } from './source.ts';
 import { SharedStrings } from './strings.ts';
 
@@ -99,6 +99,7 @@ export async function checkParallel(source: SystemSource, options: ParallelOptio
     r = await coordinator(bundle?.url ?? BOOTSTRAP).run();
   } catch (e) {
     if (!(bundle !== undefined && e instanceof WorkerStartError)) throw e instanceof WorkerStartError ? e.cause : e;
+    await forget(bundle);
     try {
       r = await coordinator(BOOTSTRAP).run();
     } catch (again) {
