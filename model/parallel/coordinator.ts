@@ -31,7 +31,7 @@ import {
   type FromWorker,
   NO_PARENT,
   type Parcel,
-  SWEEP_CHUNK,
+  SWEEP_PUBLISH,
   SWEEP_ENTRIES,
   SWEEP_NEXT,
   SWEEP_STOP,
@@ -286,9 +286,10 @@ class Coordinator {
    */
   private async sweep(): Promise<CheckResult | number> {
     const c = this.control;
-    // Inserts that may still come after a worker asks the others to stop: every other worker finishes its
-    // chunk, and may have claimed one more just before it saw the request (two chunks each, to be safe).
-    const headroom = 2 * this.workers * SWEEP_CHUNK * Math.max(1, this.system.instances.length) + this.workers;
+    // Inserts the shared count may not show yet when a worker asks the others to stop: each worker's unpublished
+    // entries (fewer than SWEEP_PUBLISH plus one state's successors) and those of the state in its hands when it
+    // sees the request (at most one per action instance).
+    const headroom = this.workers * (SWEEP_PUBLISH + 2 * Math.max(1, this.system.instances.length)) + this.workers;
     // Room for every initial state too: the first pass inserts them before anyone can ask for growth.
     let capacity = Math.max(1 << 14, 4 * headroom, 2 * this.system.inits.length);
     let grown = 0;

@@ -97,6 +97,12 @@ export const SWEEP_ENTRIES = 2;
 export const SWEEP_STOP_AT = 3;
 /** States a sweep worker takes from the counter at a time. */
 export const SWEEP_CHUNK = 64;
+/**
+ * New entries a sweep worker keeps before it adds them to the shared count (one shared add per this many, not
+ * one per entry). A worker looks at the stop word after every state, so once one asks for growth, each other
+ * worker adds at most this many plus two states' successors before it stops: the table's headroom.
+ */
+export const SWEEP_PUBLISH = 64;
 
 /** Why a sweep's pass stopped before the end of its level. */
 export enum SweepStop {

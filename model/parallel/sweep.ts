@@ -12,7 +12,7 @@ import { checksOf, effectOf, guardHolds, terminalHolds } from '../faults.ts';
 import { hashWords } from '../fingerprints.ts';
 import type { ActionInstance, StepLabel, System } from '../system.ts';
 import { SharedEncoder, SharedStrings } from './strings.ts';
-import { SWEEP_CHUNK, SWEEP_ENTRIES, SWEEP_NEXT, SWEEP_STOP, type SweepFrontier, type SweepReply, type SweepRehashed, SweepStop, type WorkerOptions } from './protocol.ts';
+import { SWEEP_CHUNK, SWEEP_ENTRIES, SWEEP_PUBLISH, SWEEP_NEXT, SWEEP_STOP, type SweepFrontier, type SweepReply, type SweepRehashed, SweepStop, type WorkerOptions } from './protocol.ts';
 import { SweepTable } from './sweep-table.ts';
 
 const RECENT_MASK = (1 << 15) - 1;
@@ -117,6 +117,7 @@ export class Sweep<S> {
       this.enc.sync();
       if (this.system.inits.length > 0) this.enc.specialise(this.system.inits[0] as never);
       this.inputs = frontiers.map(index);
+      this.cut = null;
       this.out = new Out();
       this.before += this.transitions;
       this.transitions = 0;
@@ -125,11 +126,14 @@ export class Sweep<S> {
     const c = this.control;
     let chunks = 0;
     try {
-      while (Atomics.load(c, SWEEP_STOP) === SweepStop.None) {
+      // The rest of the chunk that a request for growth cut short comes first.
+      const cut = this.cut;
+      this.cut = null;
+      if (cut !== null) this.chunk(cut.next, cut.end);
+      while (this.cut === null && Atomics.load(c, SWEEP_STOP) === SweepStop.None) {
         const first = Atomics.add(c, SWEEP_NEXT, SWEEP_CHUNK);
         if (first >= total) break;
         this.chunk(first, Math.min(total, first + SWEEP_CHUNK));
-        this.publish();
         this.progress[this.me] = this.before + this.transitions;
         if ((++chunks & 15) === 0) this.watchLimits();
       }
@@ -158,15 +162,29 @@ export class Sweep<S> {
     return { words: this.enc.words, length: this.enc.length };
   }
 
+  /**
+   * Expands states first..end-1 of the level (counted across the frontiers). A stop asked for meanwhile ends it
+   * after the state in hand, and the rest is kept in `cut` (a growth resumes it).
+   */
   private chunk(first: number, end: number): void {
+    const c = this.control;
     let f = 0;
     let i = first;
     while (i >= this.inputs[f].count) i -= this.inputs[f++].count;
     for (let g = first; g < end; g++, i++) {
       while (i >= this.inputs[f].count) i -= this.inputs[f++].count;
       this.expand(this.inputs[f], i);
+      if (this.added >= SWEEP_PUBLISH) this.publish();
+      if (Atomics.load(c, SWEEP_STOP) !== SweepStop.None) {
+        if (g + 1 < end) this.cut = { next: g + 1, end };
+        break;
+      }
     }
+    this.publish();
   }
+
+  /** The rest of a chunk that a stop cut short (level positions next..end-1), or null. */
+  private cut: { readonly next: number; readonly end: number } | null = null;
 
   /** Checks and expands state i of a frontier, as the explorer does; whatever it would report is `Met`. */
   protected expand(input: Input, i: number): void {
@@ -229,7 +247,7 @@ export class Sweep<S> {
   /** Fingerprints known to be in the table, direct-mapped (32 K entries, 256 kB, as the single thread's cache). */
   private readonly recent = new Int32Array(2 * (RECENT_MASK + 1));
 
-  /** Publishes this chunk's new entries (one shared add a chunk, not one a state) and asks for growth at the mark. */
+  /** Publishes the entries added since the last time (one shared add for many) and asks for growth at the mark. */
   private publish(): void {
     if (this.added === 0) return;
     const entries = Atomics.add(this.control, SWEEP_ENTRIES, this.added) + this.added;
