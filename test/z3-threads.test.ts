@@ -71,6 +71,25 @@ describe('z3 worker-thread guard', () => {
     expect(guard.unwinds()).toBe(1);
   });
 
+  it('absorbs an Emscripten abort in a pthread from either handler, counts it and reports it; other errors still propagate', () => {
+    const pool = fakePool(1);
+    const heard: string[] = [];
+    const guard = guardPthreads(pool, (m) => heard.push(m));
+    const [w] = pool.unusedWorkers;
+    const abort = new Error('Aborted(Runtime error: The application has corrupted its heap memory area (address zero)!)\nmore');
+    expect(() => w.emit('error', abort)).not.toThrow();
+    expect(() => w.emit('message', { throws: abort })).not.toThrow();
+    expect(guard.aborts()).toBe(2);
+    expect(heard).toEqual([
+      'Aborted(Runtime error: The application has corrupted its heap memory area (address zero)!)',
+      'Aborted(Runtime error: The application has corrupted its heap memory area (address zero)!)',
+    ]);
+    expect(w.seen).toEqual([]);
+    // An error that merely mentions an abort is not one.
+    expect(() => w.emit('error', new Error('the query was Aborted(by the user)'))).toThrow('Aborted(by the user)');
+    expect(guard.aborts()).toBe(2);
+  });
+
   it('guards workers the pool loads later, once each, and drops a stopped idle worker from the pool', () => {
     const pool = fakePool(0);
     const guard = guardPthreads(pool);
@@ -145,6 +164,27 @@ describe('answered: the per-query watchdog', () => {
     expect(runs).toBe(2);
     expect(r.outcome.result).toBe('proved');
     expect(r.asExpected).toBe(true);
+  });
+
+  it('an abort in a Z3 worker fails the queries in flight at once, refuses that module, and z3() starts a fresh one', async () => {
+    const before = await z3();
+    const threads = await z3Threads();
+    expect(threads).toBeDefined();
+    if (threads === undefined) return;
+    const workers = [...threads.pool.unusedWorkers, ...threads.pool.runningWorkers] as unknown as EventEmitter[];
+    expect(workers.length).toBeGreaterThan(0);
+    // A query that would otherwise wait out its watchdog (an hour here).
+    const inFlight = answered(new Promise<never>(() => undefined), 3_600_000, 0).catch((e: unknown) => e);
+    expect(() => workers[0].emit('error', new Error('Aborted(Runtime error: test abort)'))).not.toThrow();
+    const err = await inFlight;
+    expect(err).toBeInstanceOf(Z3Unresponsive);
+    expect(String((err as Error).message)).toMatch(/a Z3 worker thread aborted \(Aborted\(Runtime error: test abort\)\)/);
+    expect(threads.guard.aborts()).toBe(1);
+    await expect(answered(Promise.resolve('sat'), 1_000)).rejects.toThrow(Z3Unresponsive);
+    const after = await z3();
+    expect(after).not.toBe(before);
+    const x = after.Int.const('x');
+    expect((await satisfiable(after, [x.gt(11)])).result).toBe('proved');
   });
 
   it(`gives up after ${MAX_RESTARTS} fresh starts, naming the reason`, async () => {

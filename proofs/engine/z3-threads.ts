@@ -14,6 +14,13 @@
  * counted and not re-thrown; anything else still propagates as before. It also drops a stopped worker from the
  * pool of idle ones, so that no later thread is handed to a dead worker. A query whose thread died before
  * answering is caught by the watchdog in `z3.ts`, not here.
+ *
+ * One more failure is the module's, not the process's: an Emscripten abort inside a pthread (`Aborted(...)`, a
+ * RuntimeError the main thread's `onerror` re-throws). Seen once in CI, in a clean run whose proofs all passed:
+ * "The application has corrupted its heap memory area (address zero)!", the check Emscripten makes when a
+ * thread's entry point returns, i.e. some Z3 code wrote through a null pointer. The guard counts it and hands it
+ * to `onAbort` (z3.ts marks that module unusable, fails the queries it still owes, and starts a fresh one for
+ * the next), instead of letting it end the process.
  */
 
 /** The slice of Emscripten's PThread object the guard touches. */
@@ -33,6 +40,8 @@ export interface PoolWorker {
 export interface ThreadGuard {
   /** Escaped 'unwind's absorbed so far (from either handler). */
   readonly unwinds: () => number;
+  /** Emscripten aborts in a pthread absorbed so far (each handed to `onAbort`). */
+  readonly aborts: () => number;
   /** Workers that stopped and were dropped from the idle pool. */
   readonly dropped: () => number;
 }
@@ -40,10 +49,32 @@ export interface ThreadGuard {
 const WATCHED = Symbol('interleave.z3.watched');
 const WRAPPER = Symbol('interleave.z3.wrapper');
 
-/** Installs the guard on every worker the pool has and on every worker it loads from now on. */
-export function guardPthreads(pool: PthreadPool): ThreadGuard {
+/** An Emscripten abort (`abort()` throws a RuntimeError whose message starts `Aborted(`), as a one-line text. */
+export function abortText(e: unknown): string | undefined {
+  const message = typeof e === 'object' && e !== null && typeof (e as { message?: unknown }).message === 'string' ? (e as { message: string }).message : undefined;
+  return message !== undefined && message.startsWith('Aborted(') ? message.split('\n')[0] : undefined;
+}
+
+/**
+ * Installs the guard on every worker the pool has and on every worker it loads from now on. `onAbort` hears of
+ * every Emscripten abort in a pthread (the module is then not to be trusted).
+ */
+export function guardPthreads(pool: PthreadPool, onAbort: (message: string) => void = () => undefined): ThreadGuard {
   let unwinds = 0;
   let dropped = 0;
+  let aborts = 0;
+  /** True when `e` was absorbed: an 'unwind', or an abort (then reported). */
+  const absorbed = (e: unknown): boolean => {
+    if (e === 'unwind') {
+      unwinds++;
+      return true;
+    }
+    const abort = abortText(e);
+    if (abort === undefined) return false;
+    aborts++;
+    onAbort(abort);
+    return true;
+  };
 
   const guard = (worker: PoolWorker) => {
     const w = worker as PoolWorker & { [WATCHED]?: true };
@@ -52,13 +83,7 @@ export function guardPthreads(pool: PthreadPool): ThreadGuard {
     const onerror = w.onerror as Handler | null | undefined;
     if (!onerror?.[WRAPPER]) {
       w.onerror = Object.assign(
-        (e: unknown) => {
-          if (e === 'unwind') {
-            unwinds++;
-            return undefined;
-          }
-          return onerror?.call(w, e);
-        },
+        (e: unknown) => (absorbed(e) ? undefined : onerror?.call(w, e)),
         { [WRAPPER]: true as const },
       );
     }
@@ -69,8 +94,7 @@ export function guardPthreads(pool: PthreadPool): ThreadGuard {
           try {
             return onmessage.call(w, e);
           } catch (x) {
-            if (x !== 'unwind') throw x;
-            unwinds++;
+            if (!absorbed(x)) throw x;
             return undefined;
           }
         },
@@ -97,5 +121,5 @@ export function guardPthreads(pool: PthreadPool): ThreadGuard {
   };
   for (const w of [...pool.unusedWorkers, ...pool.runningWorkers]) guard(w);
 
-  return { unwinds: () => unwinds, dropped: () => dropped };
+  return { unwinds: () => unwinds, aborts: () => aborts, dropped: () => dropped };
 }

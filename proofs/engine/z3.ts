@@ -56,8 +56,15 @@ export async function z3(): Promise<Ctx> {
   api ??= (async () => {
     const mod = await import('z3-solver');
     const { Context, em } = await mod.init();
-    const guard = guardPthreads((em as { PThread: PthreadPool }).PThread);
+    const mine: { api?: Api } = {};
+    const guard = guardPthreads((em as { PThread: PthreadPool }).PThread, (message) => {
+      // Only this module's own abort breaks it (a late one from a module already replaced changes nothing).
+      if (mine.api === undefined || mine.api !== loaded) return;
+      broken = `a Z3 worker thread aborted (${message}): that module is not to be trusted; the next query starts a fresh Z3`;
+      for (const fail of owed) fail(new Z3Unresponsive(broken));
+    });
     loaded = { ctx: Context('main'), em, guard, killThreads: mod.killThreads as (em: unknown) => Promise<void> };
+    mine.api = loaded;
     return loaded;
   })();
   return (await api).ctx;
@@ -77,6 +84,9 @@ export async function shutdownZ3(): Promise<void> {
   const a = await api;
   await a.killThreads(a.em);
 }
+
+/** The rejecters of the queries in flight (`answered`): an abort fails them at once rather than at their watchdog. */
+const owed = new Set<(e: Error) => void>();
 
 let queue: Promise<unknown> = Promise.resolve();
 
@@ -101,8 +111,11 @@ export async function answered<T>(query: Promise<T>, timeoutMs: number, graceMs 
   // A query of the module that stopped answering (its caller got the context before that) cannot run.
   if (broken !== undefined) throw new Z3Unresponsive(broken);
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let fail: ((e: Error) => void) | undefined;
   const limit = timeoutMs + graceMs;
   const watchdog = new Promise<never>((_, reject) => {
+    fail = reject;
+    owed.add(reject);
     timer = setTimeout(() => {
       const g = loaded?.guard;
       const exits = g === undefined ? '' : ` (${g.unwinds()} Z3 worker threads had ended with an escaped 'unwind', ${g.dropped()} stopped idle workers were dropped)`;
@@ -116,5 +129,6 @@ export async function answered<T>(query: Promise<T>, timeoutMs: number, graceMs 
     return await Promise.race([query, watchdog]);
   } finally {
     clearTimeout(timer);
+    if (fail !== undefined) owed.delete(fail);
   }
 }
