@@ -33,6 +33,9 @@ export class Z3Unresponsive extends Error {
   override name = 'Z3Unresponsive';
 }
 
+/** Z3's memory limit in MB (`memory_max_size`), half of the WASM build's fixed heap. */
+export const Z3_MEMORY_MB = 1024;
+
 /** How many times a process may start a fresh Z3 module after one stopped answering. */
 export const MAX_RESTARTS = 3;
 let restarts = 0;
@@ -55,7 +58,12 @@ export async function z3(): Promise<Ctx> {
   }
   api ??= (async () => {
     const mod = await import('z3-solver');
-    const { Context, em } = await mod.init();
+    const { Context, em, setParam } = await mod.init();
+    // The WASM heap is a fixed 2 GB: a query that outgrows it aborts inside malloc, holding the allocator's lock,
+    // and the next call into Z3 from any thread waits on that lock for ever (seen once in a stress run of the
+    // proof tests: a hang after "Cannot enlarge memory arrays"). Z3's own limit turns such a query into
+    // 'unknown' (memout) well before that. Every proof here peaks far below it (all 19: 417 MB resident).
+    setParam('memory_max_size', Z3_MEMORY_MB);
     const mine: { api?: Api } = {};
     const guard = guardPthreads((em as { PThread: PthreadPool }).PThread, (message) => {
       // Only this module's own abort breaks it (a late one from a module already replaced changes nothing).
