@@ -18,9 +18,10 @@
  * then sorted by key, and ranks follow from merging the owners' keys. Events (violations, model faults,
  * limits) carry a key in that order too: the coordinator keeps the least.
  *
- * Before it, a search with no state or depth limit gets a sweep (sweep.ts and packed-sweep.ts, sweep-table.ts): the frontiers are read by every
- * worker in chunks as above, but successors go into one shared table by compare-and-swap instead of to owners,
- * and nothing is ranked. It ends the check when it meets nothing; else the scheme above starts over.
+ * Before it, a search with no state or depth limit gets a sweep (sweep.ts and packed-sweep.ts, sweep-table.ts):
+ * the frontiers are read by every worker in chunks as above, but successors go into one shared table by
+ * compare-and-swap instead of to owners, and nothing is ranked. It ends the check when it meets nothing; else
+ * the scheme above starts over.
  */
 import type { PropertyKind } from '../explorer.ts';
 import type { SystemSource } from './source.ts';
