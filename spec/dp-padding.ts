@@ -238,6 +238,15 @@ const cv = (c: Ctx<null>) => c.vars as unknown as Vars;
 
 const real = (t: number) => `v${t}`;
 /** A list indexed by rank, with rank r moved to perm[r]. */
+/**
+ * A per-rank list as the symmetry signature of rank r takes it: r's own entry and the sorted list. (A module
+ * function: the signature runs for every rank of every state, and under tsx a closure made per call costs a
+ * defineProperty.)
+ */
+function ownAndSorted(l: readonly number[] | null, r: number): [number, number[]] | null {
+  return l && [l[r], [...l].sort((a, b) => a - b)];
+}
+
 const permuteList = <T>(l: readonly T[], perm: readonly number[]): T[] => {
   const out = new Array<T>(l.length);
   l.forEach((x, r) => (out[perm[r]] = x));
@@ -499,8 +508,7 @@ export function dpPadding(cfg: DpConfig, bugs: Bugs = {}): GpuSystem<null> {
       },
       signature: (s, r) => {
         const v = V(s, r);
-        const own = (l: readonly number[] | null) => l && [l[r], [...l].sort((a, b) => a - b)];
-        return { ...v, sched: own(v.sched), rounded: own(v.rounded) } as never;
+        return { ...v, sched: ownAndSorted(v.sched, r), rounded: ownAndSorted(v.rounded, r) } as never;
       },
     },
     invariants: Object.fromEntries(Object.entries(invariants).filter(([k]) => !(bugs.omit ?? []).includes(k))),
