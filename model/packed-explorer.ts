@@ -11,7 +11,7 @@
 import { show } from './data.ts';
 import type { CheckOptions, CheckResult, PropertyKind, Stats } from './explorer.ts';
 import { propertyFilter, replay } from './explorer.ts';
-import { errText, threwText, effectThrewText } from './faults.ts';
+import { checkedProperties, errText, threwText, effectThrewText } from './faults.ts';
 import { ChunkedColumn, FingerprintSet, NO_PARENT, ParentColumn, hashWords } from './fingerprints.ts';
 import type { PackedModel } from './packed.ts';
 import type { ActionInstance, System } from './system.ts';
@@ -19,6 +19,12 @@ import { formatLabel } from './system.ts';
 import type { Trace } from './trace.ts';
 import { SearchWatch, deadlockMessage, pathTo, stuckAt, violatedResult } from './watch.ts';
 
+
+/** The invariants and reachability goals of a packed model that a check covers (`properties`: null for all). */
+export function packedChecksOf(model: PackedModel, properties: readonly string[] | null) {
+  const wanted = ([name]: readonly [string, unknown]) => properties === null || properties.includes(name);
+  return { invariants: model.invariants.filter(wanted), goals: model.reachable.filter(wanted) };
+}
 
 /** Why the fast path cannot run this check (the generic explorer then does), or undefined when it can. */
 export function packedUnfit<S>(system: System<S>, opts: CheckOptions): string | undefined {
@@ -158,9 +164,7 @@ class PackedSearch<S> {
     private readonly opts: CheckOptions,
   ) {
     this.watch = new SearchWatch(opts);
-    const wanted = propertyFilter(system, opts.properties);
-    this.invariants = model.invariants.filter(([name]) => wanted(name));
-    this.goals = model.reachable.filter(([name]) => wanted(name));
+    ({ invariants: this.invariants, goals: this.goals } = packedChecksOf(model, checkedProperties(system, opts.properties)));
     ({ W: this.W, sw: this.sw, dw: this.dw, sv: this.sv, dv: this.dv } = packedViews(model));
     this.nv = model.layout.reader(this.dw);
     this.via = ChunkedColumn.forValuesBelow(Math.max(system.instances.length, system.inits.length));

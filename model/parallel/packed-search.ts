@@ -4,7 +4,7 @@
  * (model/packed-explorer.ts). A frontier state is copied into one reader view; each successor is written into a
  * draft view and routed from there, so no object is made per state or per transition.
  */
-import { type Expand, blamePacked, compileExpand, packedViews } from '../packed-explorer.ts';
+import { type Expand, blamePacked, compileExpand, packedChecksOf, packedViews } from '../packed-explorer.ts';
 import type { PackedModel } from '../packed.ts';
 import type { System } from '../system.ts';
 import { threwText } from '../faults.ts';
@@ -34,9 +34,7 @@ export class PackedWorkerSearch extends WorkerSearch<unknown> {
     opts: WorkerOptions,
   ) {
     super(system, me, workers, strings, progress, control, opts);
-    const wanted = (name: string) => opts.properties === null || opts.properties.includes(name);
-    this.invariants = model.invariants.filter(([name]) => wanted(name));
-    this.goals = model.reachable.filter(([name]) => wanted(name));
+    ({ invariants: this.invariants, goals: this.goals } = packedChecksOf(model, opts.properties));
     ({ W: this.W, sw: this.sw, dw: this.dw, sv: this.sv, dv: this.dv } = packedViews(model));
     this.expandAll = compileExpand(model, (a) => this.emit(a), this.sv, this.dv, this.sw, this.dw);
   }

@@ -4,7 +4,7 @@
  * state is copied into one reader view, each successor is written into a draft view and inserted from there,
  * so no object is made per state or per transition. As in sweep.ts, whatever the explorer would report is `Met`.
  */
-import { type Expand, compileExpand, packedViews } from '../packed-explorer.ts';
+import { type Expand, compileExpand, packedChecksOf, packedViews } from '../packed-explorer.ts';
 import type { PackedModel } from '../packed.ts';
 import type { System } from '../system.ts';
 import type { WorkerOptions } from './protocol.ts';
@@ -27,13 +27,14 @@ export class PackedSweep extends Sweep<unknown> {
     opts: WorkerOptions,
   ) {
     super(system, strings, control, progress, me, opts);
-    const wanted = (name: string) => opts.properties === null || opts.properties.includes(name);
-    this.invariants = model.invariants.filter(([name]) => wanted(name));
-    this.goals = model.reachable.filter(([name]) => wanted(name));
+    ({ invariants: this.invariants, goals: this.goals } = packedChecksOf(model, opts.properties));
     const views = packedViews(model);
     ({ W: this.W, sw: this.sw, dw: this.dw, sv: this.sv } = views);
     this.expandAll = compileExpand(model, () => this.emit(), views.sv, views.dv, views.sw, views.dw);
   }
+
+  /** Packed states use no encoder. */
+  protected override beginLevel(): void {}
 
   protected override encodeInit(i: number): { readonly words: Int32Array; readonly length: number } {
     try {

@@ -114,8 +114,7 @@ export class Sweep<S> {
   level(frontiers: readonly SweepFrontier[], table: SharedArrayBuffer, resume: boolean): SweepReply {
     this.table = new SweepTable(table, this.control);
     if (!resume) {
-      this.enc.sync();
-      if (this.system.inits.length > 0) this.enc.specialise(this.system.inits[0] as never);
+      this.beginLevel();
       this.inputs = frontiers.map(index);
       this.cut = null;
       this.out = new Out();
@@ -143,6 +142,12 @@ export class Sweep<S> {
     }
     this.publish();
     return this.reply();
+  }
+
+  /** Before a level: the encoder takes the strings other workers added, and its fast path for this model. */
+  protected beginLevel(): void {
+    this.enc.sync();
+    if (this.system.inits.length > 0) this.enc.specialise(this.system.inits[0] as never);
   }
 
   /** This worker's part of a growth: the entries of `from`'s part `part` of `parts` go into `to`. */
