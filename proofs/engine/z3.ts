@@ -64,15 +64,13 @@ export async function z3(): Promise<Ctx> {
     // proof tests: a hang after "Cannot enlarge memory arrays"). Z3's own limit turns such a query into
     // 'unknown' (memout) well before that. Every proof here peaks far below it (all 19: 417 MB resident).
     setParam('memory_max_size', Z3_MEMORY_MB);
-    const mine: { api?: Api } = {};
     const guard = guardPthreads((em as { PThread: PthreadPool }).PThread, (message) => {
       // Only this module's own abort breaks it (a late one from a module already replaced changes nothing).
-      if (mine.api === undefined || mine.api !== loaded) return;
+      if (loaded?.em !== em) return;
       broken = `a Z3 worker thread aborted (${message}): that module is not to be trusted; the next query starts a fresh Z3`;
       for (const fail of owed) fail(new Z3Unresponsive(broken));
     });
     loaded = { ctx: Context('main'), em, guard, killThreads: mod.killThreads as (em: unknown) => Promise<void> };
-    mine.api = loaded;
     return loaded;
   })();
   return (await api).ctx;
