@@ -1902,16 +1902,16 @@ class Compiler<U> {
     // each one it makes with a defineProperty call, a sixth of eplb's search at 8 ranks when this had one).
     const movers = (s: S, r: number, t: string): number[] => {
       const pc = s.threads[r][t];
-      const ids: (number | undefined)[] = [];
+      const out: number[] = [];
       if (pc === 'new') {
-        for (const t2 of this.progs[r].keys()) ids.push(idOf('start', { rank: r, thread: t2 }));
+        for (const t2 of this.progs[r].keys()) pushDefined(out, idOf('start', { rank: r, thread: t2 }));
       } else if (typeof pc === 'number') {
         const ins = this.progs[r].get(t)![pc];
-        if (ins.action !== '') ids.push(idOf(ins.action, { rank: r, thread: t }));
-        if (ins.raisable !== undefined) ids.push(idOf('raise', { rank: r, thread: t }));
-        if (ins.stmt.op === 'collective' && ins.stmt.backend === 'gloo') ids.push(idOf('gloo_collective', { group: ins.stmt.group }));
+        if (ins.action !== '') pushDefined(out, idOf(ins.action, { rank: r, thread: t }));
+        if (ins.raisable !== undefined) pushDefined(out, idOf('raise', { rank: r, thread: t }));
+        if (ins.stmt.op === 'collective' && ins.stmt.backend === 'gloo') pushDefined(out, idOf('gloo_collective', { group: ins.stmt.group }));
       }
-      return ids.filter((x): x is number => x !== undefined);
+      return out;
     };
     /** The instances that can bring thread t of rank r to an instruction of `name`: none if no such instruction lies ahead. */
     const toward = (s: S, r: number, t: string, name: string): number[] => {
@@ -2133,6 +2133,11 @@ class Compiler<U> {
 }
 
 /** The sentence a fault keeps in a symmetry representative (see `permute`). */
+/** Adds x to out unless it is undefined (movers' instance ids: a step a thread never takes has none). */
+function pushDefined(out: number[], x: number | undefined): void {
+  if (x !== undefined) out.push(x);
+}
+
 const RENAMED_FAULT = '(a state renamed by symmetry: the counterexample replays it on its real ranks)';
 
 /** A queue name with the peer rank it names renamed by perm. */
