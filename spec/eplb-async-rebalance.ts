@@ -111,6 +111,13 @@
  * | `fixed-two-tp-groups` | fixed, 2 groups of 2 | holds | | 20,362 | 114 |
  * | `w1-empty-stack` | W = 1 stacks an empty list | violated | `forward-thread-never-raises` | 100 | 21 |
  * | `fixed-w1` | fixed, W = 1 | holds | | 270 | 42 |
+ * | `fixed-ticks` | fixed, protocol-level model | holds | | 1,968 | 28 |
+ * | `compute-flag-in-thread-ticks` | as above | violated | `same-plan-and-begin-step` | 17 | 7 |
+ * | `no-try-finally-ticks` | as above | violated | `no-spin-forever` | 9 | 5 |
+ * | `finally-without-report-ticks` | as above | violated | `raised-thread-reported` | 39 | 8 |
+ * | `margin-at-safe-bound-ticks` | as above | holds | | 4,137 | 31 |
+ * | `pr-margin-late-signal-ticks` | as above | violated | `begin-step-not-passed` | 1,245 | 19 |
+ * | `pr-margin-late-signal-deadlock-ticks` | as above | violated | `deadlock` | 2,113 | 21 |
  *
  * Every variant but the delay ones runs with the margin the fixed design picks for the configured delay
  * (M = max(M, D + 1)); the two-group variants use C = 0, D = 0, M = 1 and no raising Tc (the two groups'
@@ -144,9 +151,18 @@
  *   member whose steps it already has (`check` with symmetry: 4,812 -> 3,608 states; `large`: 26,825 ->
  *   18,931; W = 4 with a raising Tc: 211,003 states, about 40 s); but the generator steps of a tick read every
  *   rank's posting step and the signals, so they depend on each other, the 56 signals of 8 ranks arrive in any
- *   order within their delay bound, and `fixed` on `ranks8` is still incomplete after 60 s (depth 53, 73,417
- *   states). The bugs are found as before (compute-flag-in-thread 12,737
+ *   order within their delay bound, and `fixed` on `ranks8` is still incomplete after 60 s (depth 53 to 55,
+ *   73,417 to 122,646 states). The bugs are found as before (compute-flag-in-thread 12,737
  *   states without the reduction, finally-without-report 9,793, no-try-finally-sync 3,133, no-try-finally 36).
+ *   **`ranks8` is checked on the protocol-level model** (`eplb-async-rebalance-ticks.ts`, the `-ticks`
+ *   variants): the same generator, time bounds and properties over the same rank variables, without the kit's
+ *   statements, and with each rank's signals delivered in one step (why that loses nothing is in that module).
+ *   It reaches exactly the kit model's vectors of rank variables at W = 2 (every covered variant, three delay
+ *   settings) and W = 3 (test/spec-eplb-ticks.test.ts), and gives each covered variant the same verdict.
+ *   Because two ranks' generator steps no longer read each other's state except at the posting step, partial-
+ *   order reduction works there: `fixed-ticks` on `ranks8` holds in 848,305 states, about 40 s (W = 4: 14,084
+ *   states; 6: 136,713). The bugs at W = 8: compute-flag-in-thread 14 states, no-try-finally 16,
+ *   finally-without-report 23, pr-margin-late-signal 91,279 (7 s).
  * - `pr`: the PR's numbers: W = 16 (TP = 8 GPUs x 2 nodes; the PR runs 16 to 72), 58 MoE layers at 1 layer
  *   per chunk (DeepSeek-R1), a window of 1000 iterations, margin +2, W-1 signals each way per rank (W = 16:
  *   240 messages). The plan time C and the delay D are not in the PR (D = 1 is the most +2 tolerates). Not
@@ -185,78 +201,12 @@ import {
   stable,
   stepObserving,
 } from '../model/gpu/index.ts';
+import { type Bugs, type EplbAsyncConfig, type GeneratorView, type RankVars, initVars, roundRules } from './eplb-async-rebalance-rules.ts';
+import { buildEplbTicks } from './eplb-async-rebalance-ticks.ts';
 
-// ---- configuration ----------------------------------------------------------------------------------------
-
-export interface EplbAsyncConfig {
-  /** W: ranks per TP group. */
-  readonly tpSize: number;
-  /** TP groups in the world (world = tpSize * tpGroups, contiguous groups); 1: the TP group is the world. */
-  readonly tpGroups: number;
-  /** MoE layers whose experts are rebalanced. */
-  readonly layers: number;
-  readonly layersPerChunk: number;
-  /** N: forward passes per rebalance window (`eplb_rebalance_num_iterations`). */
-  readonly window: number;
-  /** C: Tc ends at the latest C ticks after the first compute-spin check. */
-  readonly computeTicks: number;
-  /** D: a posted signal is seen at the latest D ticks after the next tick. */
-  readonly delay: number;
-  /** M: begin_step = max(steps) + M (the PR's +2). */
-  readonly margin: number;
-  /** Whether the plan computation (Tc) may raise. */
-  readonly computeMayRaise: boolean;
-}
-
-/** The bugs of the brief (and test-only mutations), as switches on the fixed design. */
-export interface Bugs {
-  /** Tc sets `_compute_ongoing = True` itself, after `start()` (reviewers). */
-  readonly computeFlagInThread?: boolean;
-  /** Ts sets `_tp_sync_ongoing = True` itself, after `start()` (reviewers). */
-  readonly syncFlagInThread?: boolean;
-  /** Tc and Ts clear their flag as their last statement, without try/finally (reviewers). */
-  readonly noTryFinally?: boolean;
-  /** try/finally clears the flag, but the exception is not captured: nobody reports it. */
-  readonly finallyWithoutReport?: boolean;
-  /** A gloo `wait()` in Ts may raise (timeout, connection reset). */
-  readonly syncMayRaise?: boolean;
-  /** Ts waits each handle in turn (the PR) instead of polling until all are completed. */
-  readonly sequentialWaits?: boolean;
-  /** The signals name the peer by its rank in the group where torch expects a global rank (the PR). */
-  readonly groupRankAsGlobal?: boolean;
-  /** begin = max(torch.stack(received).max(), own) + M (the PR): an empty list when W = 1. */
-  readonly stackReceived?: boolean;
-  /** Properties left out, to let the search run on to the consequence of their violation. */
-  readonly omit?: readonly string[];
-  /** Test-only mutation: the dispatch map is updated on a side stream the forward pass does not wait for. */
-  readonly mapOnSideStream?: boolean;
-  /** Test-only mutation: the forward pass does not wait for stream C (the CPU runs ahead of the GPU). */
-  readonly noSyncBeforeForward?: boolean;
-}
+export type { Bugs, EplbAsyncConfig, Phase, RankVars } from './eplb-async-rebalance-rules.ts';
 
 // ---- state ------------------------------------------------------------------------------------------------
-
-export type Phase = 'window' | 'computeSpin' | 'syncSpin' | 'beginWait' | 'transfer' | 'done';
-
-/** The protocol's per-rank state (the kit keeps it in `vars[rank]`). */
-export interface RankVars {
-  readonly phase: Phase;
-  readonly step: number;
-  readonly computeOngoing: boolean;
-  readonly syncOngoing: boolean;
-  readonly plan: string | null;
-  readonly tcError: boolean;
-  /** History, written once when the rank posts s_r: the plan it held then, or 'raised' when its Tc had raised. */
-  readonly postedWith: string | null;
-  readonly reported: string | null;
-  readonly sendStep: number | null;
-  readonly sent: string | null;
-  readonly begin: number | 'skip' | 'garbage' | null;
-  readonly learnedAt: number | null;
-  readonly chunk: number;
-  readonly dueAt: number | null;
-  readonly chunkAt: readonly number[];
-}
 
 export interface User {
   /** delivered[src][dst]: src's tp-sync signal has reached dst's receive tensor (both handles complete). */
@@ -267,72 +217,12 @@ export type EplbState = GpuState<User>;
 
 const V = (s: EplbState, r: number): RankVars => s.vars[r] as unknown as RankVars;
 
-const initVars: RankVars = {
-  phase: 'window',
-  step: 0,
-  computeOngoing: false,
-  syncOngoing: false,
-  plan: null,
-  tcError: false,
-  postedWith: null,
-  reported: null,
-  sendStep: null,
-  sent: null,
-  begin: null,
-  learnedAt: null,
-  chunk: 0,
-  dueAt: null,
-  chunkAt: [],
-};
-
 // ---- the model --------------------------------------------------------------------------------------------
 
 export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
-  const W = cfg.tpSize;
-  const G = cfg.tpGroups;
-  const world = W * G;
-  const N = cfg.window;
-  const C = cfg.computeTicks;
-  const D = cfg.delay;
-  const M = cfg.margin;
-  const L = cfg.layers;
-  const K = Math.ceil(L / cfg.layersPerChunk);
-  const multi = K > 1;
-  const ranks = [...Array(world).keys()];
-  const groupOf = (r: number) => Math.floor(r / W);
-  const members = (g: number) => [...Array(W).keys()].map((i) => g * W + i);
-  const tpName = (g: number) => (G > 1 ? `tp${g}` : 'tp');
-  const layersOf = (k: number) => [...Array(L).keys()].filter((l) => Math.floor(l / cfg.layersPerChunk) === k);
-
-  // Signal addressing: rank r names its peers by index j in its group. Fixed: global rank = group.ranks[j].
-  // Bug: j itself is passed as the global rank; torch raises ValueError if j is not in the group (contiguous
-  // groups: every group but the first). Were j a member, the signal would go to the wrong peer (`addressed`).
-  const peersOf = (r: number) => members(groupOf(r)).filter((p) => p !== r);
-  const badAddress: (string | null)[] = ranks.map((r) => {
-    if (!bugs.groupRankAsGlobal) return null;
-    const g = groupOf(r);
-    for (let j = 0; j < W; j++) {
-      if (j === r % W) continue;
-      if (!members(g).includes(j)) return `ValueError: Global rank ${j} is not part of group ${tpName(g)} (ranks ${members(g).join(', ')})`;
-    }
-    return null;
-  });
-  const addressed = (r: number): number[] =>
-    bugs.groupRankAsGlobal ? [...Array(W).keys()].filter((j) => j !== r % W) : peersOf(r);
-  // Pairs (src, dst) whose send and receive match: src sends to dst and dst receives from src.
-  const matches = (p: number, x: number) => p !== x && addressed(p).includes(x) && addressed(x).includes(p);
-
-  // Tick ranges (static): when each kind of generator step can happen.
-  const postFirst = N + 2;
-  const postLast = N + 2 + C;
-  const learnFirst = N + 3;
-  const learnLast = postLast + 1 + D;
-  const startFirst = postFirst + M; // transfer start = max(learn tick, begin)
-  const startLast = Math.max(postLast + M, learnLast);
-  const chunkFirst = (k: number) => startFirst + (multi ? 1 : 0) + k;
-  const chunkLast = (k: number) => startLast + (multi ? 1 : 0) + k;
-  const lastTick = chunkLast(K - 1);
-  const chunkPossible = (t: number) => [...Array(K).keys()].filter((k) => t >= chunkFirst(k) && t <= chunkLast(k));
+  const rules = roundRules(cfg, bugs);
+  const { W, G, world, N, C, D, M, L, K, ranks, groupOf, members, tpName, layersOf, badAddress, addressed, matches } = rules;
+  const { postFirst, postLast, learnFirst, learnLast, lastTick, chunkPossible } = rules;
 
   /** Why rank r's generator step of tick t must wait (a time bound is due), or null. */
   function overdue(s: EplbState, r: number, t: number): string | null {
@@ -365,82 +255,12 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
     return null;
   }
 
-  const signalValue = (s: EplbState, p: number, x: number): string => (s.user.delivered[p][x] ? V(s, p).sent! : 'garbage');
-
-  /**
-   * The generator step of rank r at tick t, as pure bookkeeping on the rank's variables (the kit statements it
-   * issues follow it in the program): the flag checks, posting, learning begin_step, and starting a chunk.
-   */
-  function genEffect(r: number, v: RankVars, s: EplbState, t: number): RankVars {
-    let n: RankVars = { ...v, step: t };
-    if (t === N + 1) return { ...n, phase: 'computeSpin', computeOngoing: bugs.computeFlagInThread ? v.computeOngoing : true };
-    if (n.phase === 'computeSpin' && !n.computeOngoing && badAddress[r] === null) {
-      const failed = n.tcError;
-      n = {
-        ...n,
-        phase: 'syncSpin',
-        sendStep: t,
-        postedWith: failed || s.threads[r].compute === 'raised' ? 'raised' : n.plan ?? 'none',
-        sent: failed ? 'abort' : String(t),
-        reported: failed ? 'the compute thread raised: reported, abort signalled' : n.reported,
-        syncOngoing: bugs.syncFlagInThread ? n.syncOngoing : true,
-      };
-    } else if (n.phase === 'syncSpin' && !n.syncOngoing && !(W === 1 && bugs.stackReceived)) {
-      const vals = [n.sent!, ...addressed(r).map((p) => signalValue(s, p, r))];
-      let begin: RankVars['begin'];
-      if (vals.includes('garbage')) begin = 'garbage';
-      else if (vals.includes('abort')) begin = 'skip';
-      else begin = Math.max(...vals.map(Number)) + M;
-      n = { ...n, begin, learnedAt: t, phase: begin === 'skip' ? 'done' : 'beginWait' };
-    }
-    if (n.phase === 'beginWait' && typeof n.begin === 'number' && t >= n.begin) {
-      n = { ...n, phase: 'transfer', dueAt: multi ? t + 1 : t };
-    }
-    if (n.phase === 'transfer' && n.dueAt === t) {
-      const last = n.chunk === K - 1;
-      n = { ...n, chunk: n.chunk + 1, chunkAt: [...n.chunkAt, t], dueAt: last ? null : t + 1, phase: last ? 'done' : 'transfer' };
-    }
-    return n;
-  }
-
-  function genText(r: number, v: RankVars, s: EplbState, t: number): string {
-    const n = genEffect(r, v, s, t);
-    const parts: string[] = [`tick ${t}: on_forward_pass_end, next(generator) at _step_counter ${t}`];
-    if (t === N + 1) {
-      parts.push(`torch.cuda.synchronize()${bugs.computeFlagInThread ? '' : ', _compute_ongoing = True'}, start Tc`);
-      return parts.join(': ');
-    }
-    if (v.phase === 'computeSpin') {
-      if (v.computeOngoing) parts.push('_compute_ongoing is set: spins');
-      else if (badAddress[r] !== null) parts.push('_compute_ongoing is clear: tp-sync');
-      else {
-        const what = v.tcError ? 'reports the exception Tc raised and signals abort' : `_send_signal_step = ${t}`;
-        const stale = bugs.computeFlagInThread && s.threads[r].compute === 0 ? ' (a stale False: Tc has not set it yet)' : '';
-        parts.push(
-          `_compute_ongoing is clear${stale} (plan ${v.plan === null ? 'MISSING' : 'ready'}): ${what}, posts gloo irecv from and isend to ranks ${addressed(r).join(', ') || 'none'}${bugs.syncFlagInThread ? '' : ', _tp_sync_ongoing = True'}`,
-        );
-      }
-    } else if (v.phase === 'syncSpin') {
-      if (v.syncOngoing) parts.push('_tp_sync_ongoing is set: spins');
-      else if (n.begin === null) parts.push('_tp_sync_ongoing is clear: computes begin_step');
-      else {
-        const got = addressed(r).map((p) => `${signalValue(s, p, r)} from rank ${p}`).join(', ');
-        const stale = bugs.syncFlagInThread && s.threads[r].sync === 0 ? ' (a stale False: Ts has not set it yet)' : '';
-        const head = `_tp_sync_ongoing is clear${stale}, received ${got || 'nothing'} (own ${v.sent})`;
-        if (n.begin === 'garbage') parts.push(`${head}: begin_step = max(...) + ${M} over a receive tensor never written`);
-        else if (n.begin === 'skip') parts.push(`${head}: a plan failed, skips this round`);
-        else parts.push(`${head}: begin_step = ${n.begin}${t > n.begin ? `, ALREADY PASSED (tick ${t})` : ''}`);
-      }
-    } else if (v.phase === 'beginWait' && typeof v.begin === 'number' && t < v.begin) {
-      parts.push(`waits for begin_step ${v.begin}`);
-    }
-    if (n.phase === 'transfer' && n.chunk === 0 && v.phase !== 'transfer') parts.push('reads the plan, starts the transfer (yields before chunk 0)');
-    if (n.chunk > v.chunk) {
-      const k = v.chunk;
-      parts.push(`update_expert_location of chunk ${k} (layers ${layersOf(k).join(', ')}): P2P exchange of its expert weights, then its dispatch map`);
-    }
-    return parts.join(': ');
-  }
+  // What the generator sees of the kit's state: its threads, and the signals delivered to its receive tensors.
+  const view: GeneratorView<EplbState> = {
+    tcThreadRaised: (s, r) => s.threads[r].compute === 'raised',
+    threadUnstarted: (s, r, thread) => s.threads[r][thread] === 0,
+    received: (s, p, x) => (s.user.delivered[p][x] ? V(s, p).sent! : 'garbage'),
+  };
 
   function forwardThread(r: number): Body<User> {
     const g = groupOf(r);
@@ -459,8 +279,8 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
         reads: (rk) => [`vars[${rk}]`, `threads[${rk}].compute`, `threads[${rk}].sync`, `user.delivered[${rk}]`, ...ranks.flatMap((p) => [`user.delivered[${p}][${rk}]`, `vars[${p}].sendStep`, `vars[${p}].sent`])],
         writes: (rk) => [`vars[${rk}]`],
         guard: (c) => overdue(c.s, r, t) === null,
-        effect: (c) => ({ vars: genEffect(r, vv(c), c.s, t) as never }),
-        describe: (c) => genText(r, vv(c), c.s, t),
+        effect: (c) => ({ vars: rules.genEffect(view, r, vv(c), c.s, t) as never }),
+        describe: (c) => rules.genText(view, r, vv(c), c.s, t),
       });
 
     // The kit statements a chunk issues, in the generator step that started it, then the scheduler's
@@ -578,7 +398,7 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
 
   // ---- properties ----
 
-  const groups = [...Array(G).keys()];
+  const { groups } = rules;
   const tcRaised = (s: EplbState, r: number) => s.threads[r].compute === 'raised' || V(s, r).tcError;
 
   // What each property reads, for partial-order reduction (conjuncts: per rank, or over all ranks).
@@ -588,44 +408,9 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
     // Both compare ranks; both are stated over write-once history (the plan held when posting, begin_step,
     // the chunks' start ticks; `step` only grows), so a violation, once there, stays: `stable`, and no step
     // needs to be visible for them under partial-order reduction.
-    'same-plan-and-begin-step': stable((s: EplbState) => {
-      for (const g of groups) {
-        let plan: string | undefined;
-        let begin: RankVars['begin'] | undefined;
-        for (const r of members(g)) {
-          const v = V(s, r);
-          if (v.postedWith !== null && v.postedWith !== 'raised') {
-            if (v.postedWith === 'none') return false;
-            if (plan !== undefined && plan !== v.postedWith) return false;
-            plan = v.postedWith;
-          }
-          if (v.begin !== null) {
-            if (v.begin === 'garbage') return false;
-            if (begin !== undefined && begin !== v.begin) return false;
-            begin = v.begin;
-          }
-        }
-      }
-      return true;
-    }),
-    'chunk-starts-together': stable((s: EplbState) => {
-      for (const g of groups) {
-        const vs = members(g).map((r) => V(s, r));
-        for (const a of vs) {
-          for (let k = 0; k < a.chunkAt.length; k++) {
-            for (const b of vs) {
-              if (b.chunkAt.length > k ? b.chunkAt[k] !== a.chunkAt[k] : b.step > a.chunkAt[k]) return false;
-            }
-          }
-        }
-      }
-      return true;
-    }),
-    'begin-step-not-passed': observing(perRank((r) => [fv(r, 'learnedAt', 'begin')]), (s: EplbState) =>
-      ranks.every((r) => {
-        const v = V(s, r);
-        return v.learnedAt === null || typeof v.begin !== 'number' || v.learnedAt <= v.begin;
-      })),
+    'same-plan-and-begin-step': stable((s: EplbState) => rules.samePlanAndBegin((r) => V(s, r))),
+    'chunk-starts-together': stable((s: EplbState) => rules.chunksTogether((r) => V(s, r))),
+    'begin-step-not-passed': observing(perRank((r) => [fv(r, 'learnedAt', 'begin')]), (s: EplbState) => ranks.every((r) => rules.beginNotPassed(V(s, r)))),
     'no-spin-forever': observing(perRank((r) => [[...fv(r, 'phase', 'computeOngoing'), `threads[${r}].compute`], [...fv(r, 'phase', 'syncOngoing'), `threads[${r}].sync`]]), (s: EplbState) =>
       ranks.every((r) => {
         const v = V(s, r);
@@ -678,20 +463,8 @@ export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
     groupDecl[tpName(g)] = members(g);
   }
 
-  const tag = [
-    `W=${W}`,
-    G > 1 ? `${G} TP groups` : '',
-    `${L} layers/${K} chunks`,
-    `N=${N}`,
-    `C=${C}`,
-    `D=${D}`,
-    `M=${M}`,
-  ]
-    .filter(Boolean)
-    .join(', ');
-
   return gpuSystem<User>({
-    name: `eplb-async-rebalance(${tag})`,
+    name: `eplb-async-rebalance(${rules.tag})`,
     ranks: world,
     streams: bugs.mapOnSideStream ? ['C', 'S'] : ['C'],
     buffers,
@@ -843,6 +616,54 @@ export default defineProtocol<EplbAsyncConfig>({
       expect: { verdict: 'violated', property: 'deadlock' },
       expectLiveness: 'no-rank-waits-forever',
       build: (c) => buildEplbAsync({ ...c, margin: 2, delay: 2 }, { omit: ['begin-step-not-passed', 'chunk-starts-together'] }),
+    },
+    // The protocol-level model (eplb-async-rebalance-ticks.ts): the same generator, time bounds and properties
+    // without the GPU kit's threads and streams, and one delivery step per rank's signals. It covers the variants
+    // whose generator reads the signals only after Ts (one TP group, W >= 2), and is what checks `ranks8`.
+    {
+      name: 'fixed-ticks',
+      summary: 'fixed design, protocol-level model: the round\'s own steps (forward pass, generator step, Tc, Ts), every rank\'s signals delivered in one step',
+      expect: { verdict: 'holds' },
+      build: (c) => buildEplbTicks(safe(c)),
+    },
+    {
+      name: 'compute-flag-in-thread-ticks',
+      summary: 'compute-flag-in-thread on the protocol-level model: a stale False, a post without a plan',
+      expect: { verdict: 'violated', property: 'same-plan-and-begin-step' },
+      build: (c) => buildEplbTicks(safe(c), { computeFlagInThread: true }),
+    },
+    {
+      name: 'no-try-finally-ticks',
+      summary: 'no-try-finally on the protocol-level model: Tc dies with _compute_ongoing set, the generator spins',
+      expect: { verdict: 'violated', property: 'no-spin-forever' },
+      expectLiveness: 'no-rank-waits-forever',
+      build: (c) => buildEplbTicks(safe(c), { noTryFinally: true }),
+    },
+    {
+      name: 'finally-without-report-ticks',
+      summary: 'finally-without-report on the protocol-level model: the flag cleared, the exception never reported',
+      expect: { verdict: 'violated', property: 'raised-thread-reported' },
+      build: (c) => buildEplbTicks(safe(c), { finallyWithoutReport: true }),
+    },
+    {
+      name: 'margin-at-safe-bound-ticks',
+      summary: 'margin-at-safe-bound on the protocol-level model: D = 2, M = 3',
+      expect: { verdict: 'holds' },
+      build: (c) => buildEplbTicks({ ...c, delay: 2, margin: 3 }),
+    },
+    {
+      name: 'pr-margin-late-signal-ticks',
+      summary: 'pr-margin-late-signal on the protocol-level model: D = 2, M = 2, a rank learns begin_step a tick late',
+      expect: { verdict: 'violated', property: 'begin-step-not-passed' },
+      expectLiveness: 'no-rank-waits-forever',
+      build: (c) => buildEplbTicks({ ...c, margin: 2, delay: 2 }),
+    },
+    {
+      name: 'pr-margin-late-signal-deadlock-ticks',
+      summary: 'its consequence on the protocol-level model: the exchange of chunk 0 issued by some ranks only, the forward pass never comes',
+      expect: { verdict: 'violated', property: 'deadlock' },
+      expectLiveness: 'no-rank-waits-forever',
+      build: (c) => buildEplbTicks({ ...c, margin: 2, delay: 2 }, { omit: ['begin-step-not-passed', 'chunk-starts-together'] }),
     },
     {
       name: 'group-rank-as-global',
