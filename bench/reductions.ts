@@ -54,13 +54,14 @@ export async function reductionRows(rms: number): Promise<ReductionRow[]> {
   const withLive = measure(live, {}, 'holds');
   rows.push({ what: 'liveness (weak fairness)', model: `two-phase ${rms} RMs`, baseStates: safety.states, baseSeconds: safety.seconds, ...withLive });
 
-  for (const [name, path] of [
-    ['eplb-async-rebalance', '../spec/eplb-async-rebalance.ts'],
-    ['dp-padding', '../spec/dp-padding.ts'],
+  for (const [name, path, variant] of [
+    ['eplb-async-rebalance', '../spec/eplb-async-rebalance.ts', 'fixed'],
+    ['eplb-async-rebalance', '../spec/eplb-async-rebalance.ts', 'fixed-ticks'],
+    ['dp-padding', '../spec/dp-padding.ts', 'fixed'],
   ] as const) {
     // Symmetry alone, then with partial-order reduction too (the default), each against the plain search.
-    const sys = await variantOf(path, 'fixed', 'large');
-    const model = `${name} fixed, large (3 ranks)`;
+    const sys = await variantOf(path, variant, 'large');
+    const model = `${name} ${variant}, large (3 ranks)`;
     const off = measure(sys, { symmetry: false, por: false, liveness: false }, 'holds');
     const sym = measure(sys, { por: false, liveness: false }, 'holds');
     const both = measure(sys, { liveness: false }, 'holds');
@@ -102,13 +103,15 @@ export interface RanksRow {
 /** Each seed protocol's fixed design on `ranks8`, symmetry and partial-order reduction on, within `limit` seconds. */
 export async function ranks8Rows(limit: number): Promise<RanksRow[]> {
   const rows: RanksRow[] = [];
-  for (const [name, path] of [
-    ['dp-padding', '../spec/dp-padding.ts'],
-    ['eplb-async-rebalance', '../spec/eplb-async-rebalance.ts'],
+  // eplb-async-rebalance twice: the kit model (every thread, stream and signal) and the protocol-level model.
+  for (const [name, path, variant] of [
+    ['dp-padding', '../spec/dp-padding.ts', 'fixed'],
+    ['eplb-async-rebalance', '../spec/eplb-async-rebalance.ts', 'fixed'],
+    ['eplb-async-rebalance', '../spec/eplb-async-rebalance.ts', 'fixed-ticks'],
   ] as const) {
-    const r = check(await variantOf(path, 'fixed', 'ranks8'), { liveness: false, timeLimit: limit });
-    if (r.verdict !== 'holds' && r.verdict !== 'incomplete') throw new Error(`bench: ${name} ranks8 gave ${r.verdict} (${r.message ?? ''})`);
-    rows.push({ model: `${name} fixed, ranks8 (8 ranks)`, verdict: r.verdict === 'holds' ? 'holds (exhaustive)' : `incomplete (${r.reason})`, states: r.stats.states, depth: r.stats.depth, seconds: r.stats.seconds });
+    const r = check(await variantOf(path, variant, 'ranks8'), { liveness: false, timeLimit: limit });
+    if (r.verdict !== 'holds' && r.verdict !== 'incomplete') throw new Error(`bench: ${name} ${variant} ranks8 gave ${r.verdict} (${r.message ?? ''})`);
+    rows.push({ model: `${name} ${variant}, ranks8 (8 ranks)`, verdict: r.verdict === 'holds' ? 'holds (exhaustive)' : `incomplete (${r.reason})`, states: r.stats.states, depth: r.stats.depth, seconds: r.stats.seconds });
   }
   return rows;
 }

@@ -146,5 +146,7 @@ if (values.json) {
   if (ranks8.length > 0) {
     console.log(`\n${renderTable(RANKS_HEADERS, ranks8.map(ranksCells))}`);
     console.log('\n8 ranks, symmetry and partial-order reduction on, safety only, a 60 s limit (the target).');
+    console.log('fixed-ticks: the protocol-level model of the same round (spec/eplb-async-rebalance-ticks.ts), which reaches the');
+    console.log("kit model's rank-variable vectors exactly at W = 2 and 3 (test/spec-eplb-ticks.test.ts).");
   }
 }
