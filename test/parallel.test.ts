@@ -72,6 +72,34 @@ describe('two-phase commit: the same state counts as the single-threaded explore
     expect(r.stats.bytesPerState).toBeLessThan(16);
   });
 
+  it('a level 300 times the last: the table grows again and again within it, each cut chunk resumes, check\'s counts', async () => {
+    // Levels of 1, 300 and 90,000 states; the table starts at 16,384 slots.
+    const file = join(dir, 'burst.ts');
+    writeFileSync(
+      file,
+      `import { actionsOf, defineSystem } from '${modelIndex}';
+type S = { readonly a: number; readonly b: number };
+const act = actionsOf<S>();
+const i = [...Array(300).keys()];
+export const burst = () => defineSystem<S>({
+  name: 'burst', init: { a: -1, b: -1 },
+  actions: [
+    act<{ i: number }>('first', { params: { i }, guard: (s) => s.a < 0, effect: (_s, p) => ({ a: p.i, b: -1 }) }),
+    act<{ i: number }>('second', { params: { i }, guard: (s) => s.a >= 0 && s.b < 0, effect: (s, p) => ({ ...s, b: p.i }) }),
+  ],
+  terminal: (s) => s.b >= 0,
+});
+`,
+    );
+    const mod = await import(pathToFileURL(file).href);
+    const single = check(mod.burst());
+    expect(single.stats.states).toBe(1 + 300 + 90_000);
+    const r = await checkParallel({ module: pathToFileURL(file).href, export: 'burst' }, { workers: 2 });
+    expectSame(r, single);
+    expect(r.notes?.find((n) => n.includes('one sweep'))).toMatch(/it grew ([3-9]|\d\d+) times, ([3-9]|\d\d+) of them within a level\)/);
+    expect(r.stats.bytesPerState).toBeLessThan(16);
+  });
+
   it('a sweep stopped by the time limit is incomplete, with the counts it reached', async () => {
     const r = await checkParallel(twoPhaseSource(8), { workers: 2, timeLimit: 0.5 });
     expect(r.verdict).toBe('incomplete');
