@@ -279,6 +279,8 @@ export function buildEplbTicks(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
       return { ...s, ranks: moved };
     },
     signature: (s, r) => rankKey(s.ranks[r]),
+    // Ranks with the same entry swap to the same state (no field names a rank): no need to compare encodings.
+    swappable: (s, a, b) => (rankKey(s.ranks[a]) === rankKey(s.ranks[b]) ? true : undefined),
   };
 
   return defineSystem<TicksState>({
