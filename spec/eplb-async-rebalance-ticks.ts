@@ -43,7 +43,7 @@
  *
  * ## Configurations
  * The kit model's (the protocol's `check`, `large`, `ranks8`); `ranks8` (W = 8), with symmetry and partial-order
- * reduction, holds in 848,305 states, about 40 s on two cores.
+ * reduction, holds in 848,305 states, about 31 s on two cores.
  */
 import { type Action, type Condition, ENABLERS, ModelError, type Symmetry, actionsOf, defineSystem, eventually, observing, stable } from '../model/index.ts';
 import { type Bugs, type EplbAsyncConfig, type GeneratorView, PLAN, type RankVars, initVars, roundRules } from './eplb-async-rebalance-rules.ts';

@@ -160,7 +160,7 @@
  *   It reaches exactly the kit model's vectors of rank variables at W = 2 (every covered variant, three delay
  *   settings) and W = 3 (test/spec-eplb-ticks.test.ts), and gives each covered variant the same verdict.
  *   Because two ranks' generator steps no longer read each other's state except at the posting step, partial-
- *   order reduction works there: `fixed-ticks` on `ranks8` holds in 848,305 states, about 40 s (W = 4: 14,084
+ *   order reduction works there: `fixed-ticks` on `ranks8` holds in 848,305 states, about 31 s (W = 4: 14,084
  *   states; 6: 136,713). The bugs at W = 8: compute-flag-in-thread 14 states, no-try-finally 16,
  *   finally-without-report 23, pr-margin-late-signal 91,279 (7 s).
  * - `pr`: the PR's numbers: W = 16 (TP = 8 GPUs x 2 nodes; the PR runs 16 to 72), 58 MoE layers at 1 layer
@@ -221,7 +221,7 @@ const V = (s: EplbState, r: number): RankVars => s.vars[r] as unknown as RankVar
 
 export function buildEplbAsync(cfg: EplbAsyncConfig, bugs: Bugs = {}) {
   const rules = roundRules(cfg, bugs);
-  const { W, G, world, N, C, D, M, L, K, ranks, groupOf, members, tpName, layersOf, badAddress, addressed, matches } = rules;
+  const { W, G, world, N, C, D, L, K, ranks, groupOf, members, tpName, layersOf, badAddress, addressed, matches } = rules;
   const { postFirst, postLast, learnFirst, learnLast, lastTick, chunkPossible } = rules;
 
   /** Why rank r's generator step of tick t must wait (a time bound is due), or null. */
