@@ -617,6 +617,31 @@ export default defineProtocol<EplbAsyncConfig>({
       expectLiveness: 'no-rank-waits-forever',
       build: (c) => buildEplbAsync({ ...c, margin: 2, delay: 2 }, { omit: ['begin-step-not-passed', 'chunk-starts-together'] }),
     },
+    {
+      name: 'group-rank-as-global',
+      summary: 'brief: the signals pass the peer\'s group rank where torch expects a global rank; with 2 TP groups of 2 (world 4) the second group\'s ranks name ranks 0 and 1: ValueError on the forward thread',
+      expect: { verdict: 'violated', property: 'forward-thread-never-raises' },
+      expectLiveness: 'no-rank-waits-forever',
+      build: (c) => buildEplbAsync(twoGroups(c), { groupRankAsGlobal: true }),
+    },
+    {
+      name: 'fixed-two-tp-groups',
+      summary: 'fixed design with 2 TP groups of 2 (world 4): global ranks from the group, each group agrees on its own',
+      expect: { verdict: 'holds' },
+      build: (c) => buildEplbAsync(twoGroups(c)),
+    },
+    {
+      name: 'w1-empty-stack',
+      summary: 'brief: W = 1: no peers, torch.stack of the empty list of received tensors raises on the forward thread',
+      expect: { verdict: 'violated', property: 'forward-thread-never-raises' },
+      build: (c) => buildEplbAsync(safe({ ...c, tpSize: 1, tpGroups: 1 }), { stackReceived: true }),
+    },
+    {
+      name: 'fixed-w1',
+      summary: 'fixed design at W = 1: begin_step = max([own] + received) + M needs no peer',
+      expect: { verdict: 'holds' },
+      build: (c) => buildEplbAsync(safe({ ...c, tpSize: 1, tpGroups: 1 })),
+    },
     // The protocol-level model (eplb-async-rebalance-ticks.ts): the same generator, time bounds and properties
     // without the GPU kit's threads and streams, and one delivery step per rank's signals. It covers the variants
     // whose generator reads the signals only after Ts (one TP group, W >= 2), and is what checks `ranks8`.
@@ -664,31 +689,6 @@ export default defineProtocol<EplbAsyncConfig>({
       expect: { verdict: 'violated', property: 'deadlock' },
       expectLiveness: 'no-rank-waits-forever',
       build: (c) => buildEplbTicks({ ...c, margin: 2, delay: 2 }, { omit: ['begin-step-not-passed', 'chunk-starts-together'] }),
-    },
-    {
-      name: 'group-rank-as-global',
-      summary: 'brief: the signals pass the peer\'s group rank where torch expects a global rank; with 2 TP groups of 2 (world 4) the second group\'s ranks name ranks 0 and 1: ValueError on the forward thread',
-      expect: { verdict: 'violated', property: 'forward-thread-never-raises' },
-      expectLiveness: 'no-rank-waits-forever',
-      build: (c) => buildEplbAsync(twoGroups(c), { groupRankAsGlobal: true }),
-    },
-    {
-      name: 'fixed-two-tp-groups',
-      summary: 'fixed design with 2 TP groups of 2 (world 4): global ranks from the group, each group agrees on its own',
-      expect: { verdict: 'holds' },
-      build: (c) => buildEplbAsync(twoGroups(c)),
-    },
-    {
-      name: 'w1-empty-stack',
-      summary: 'brief: W = 1: no peers, torch.stack of the empty list of received tensors raises on the forward thread',
-      expect: { verdict: 'violated', property: 'forward-thread-never-raises' },
-      build: (c) => buildEplbAsync(safe({ ...c, tpSize: 1, tpGroups: 1 }), { stackReceived: true }),
-    },
-    {
-      name: 'fixed-w1',
-      summary: 'fixed design at W = 1: begin_step = max([own] + received) + M needs no peer',
-      expect: { verdict: 'holds' },
-      build: (c) => buildEplbAsync(safe({ ...c, tpSize: 1, tpGroups: 1 })),
     },
   ],
 });
