@@ -114,6 +114,7 @@ import {
   recordStream,
   wait,
   allDone as programEnded,
+  faultOf,
 } from '../model/gpu/index.ts';
 
 // ---- configuration ----------------------------------------------------------------------------------------
@@ -350,9 +351,8 @@ function nextP2p(q: readonly string[] | undefined) {
 
 /** The kit's recorded fault, split into the kit property it breaks and its sentence. */
 function faultParts(s: S): { kind: string; text: string } | undefined {
-  if (s.fault === null) return undefined;
-  const i = s.fault.indexOf(': ');
-  return { kind: s.fault.slice(0, i), text: s.fault.slice(i + 2) };
+  const f = faultOf(s);
+  return f && { kind: f[0], text: f[1] };
 }
 
 function isRecvReadFault(s: S): boolean {

@@ -3,6 +3,7 @@
  * shortest counterexample whose steps name rank, thread or stream, and buffer.
  */
 import { describe, expect, it } from 'vitest';
+import { faultOf } from '../model/gpu/index.ts';
 import { check } from '../model/index.ts';
 import semantics from '../spec/gpu-semantics.ts';
 
@@ -59,9 +60,9 @@ describe('gpu-semantics', () => {
         expect(steps.at(-1)!.text).toBe('rank 0 main: uses the plan (missing)');
       } else {
         // The breaking step's fault sentence names the buffer.
-        const last = steps.at(-1)!.state as { fault: string };
-        expect(last.fault.startsWith(`${r.property}: rank `)).toBe(true);
-        expect(last.fault).toMatch(/\b(out|x|y|z)\b/);
+        const fault = faultOf(steps.at(-1)!.state as never)!.join(': ');
+        expect(fault.startsWith(`${r.property}: rank `)).toBe(true);
+        expect(fault).toMatch(/\b(out|x|y|z)\b/);
       }
     });
   }

@@ -120,7 +120,7 @@ describe('the kit declares what its steps write', () => {
       const reads = inst.action.spec.reads;
       const list = typeof reads === 'function' ? reads(inst.params) : (reads ?? []);
       list.forEach((p) => parsePath(p));
-      if (inst.action.name === 's') expect(list).toEqual(expect.arrayContaining(['threads', 'streams', 'vars', 'user', 'fault']));
+      if (inst.action.name === 's') expect(list).toEqual(expect.arrayContaining(['threads', 'streams', 'vars', 'user', 'faults']));
     }
     // The kit's own properties say what they read; with no user invariant the reduction applies.
     expect('plan' in planPor(sys)).toBe(true);

@@ -5,6 +5,7 @@
  * on the `large` configuration.
  */
 import { describe, expect, it } from 'vitest';
+import { faultOf } from '../model/gpu/index.ts';
 import { type CheckResult, type System, check, defineSystem } from '../model/index.ts';
 import eplb, {
   type Design,
@@ -121,7 +122,7 @@ describe('eplb-staged-transfer', () => {
     };
     const fault = (name: string) => {
       const steps = runOf(name).result.trace!.steps;
-      return (steps[steps.length - 1].state as any).fault as string;
+      return faultOf(steps[steps.length - 1].state as never)!.join(': ');
     };
 
     it('stale-plan-maps: the forward routes with the stale map to the new weights', () => {

@@ -4,6 +4,7 @@
  * fixed design reaches the overlap it exists for, and holds on the larger configurations.
  */
 import { describe, expect, it } from 'vitest';
+import { faultOf } from '../model/gpu/index.ts';
 import { type CheckResult, type System, check } from '../model/index.ts';
 import pp, { type PpConfig, build } from '../spec/pp-async-p2p.ts';
 
@@ -111,8 +112,8 @@ describe('pp-async-p2p', () => {
 
     it('the postprocess half of no-read-before-wait: waited but not all-gathered is a stale read', () => {
       const r = resultOf('postprocess-dropped');
-      const last = r.trace!.steps.at(-1)!.state as any;
-      expect(last.fault).toMatch(/^no-stale-read: .*reads in_h\d = stage0\.mb\d, expected/);
+      const last = r.trace!.steps.at(-1)!.state as never;
+      expect(faultOf(last)!.join(': ')).toMatch(/^no-stale-read: .*reads in_h\d = stage0\.mb\d, expected/);
     });
   });
 
@@ -120,14 +121,14 @@ describe('pp-async-p2p', () => {
     it('B1 reads the receive buffer while the receive is still queued', () => {
       const last = resultOf('b1-tuple-as-dict').trace!.steps.at(-1)!;
       expect(last.action).toBe('exec');
-      expect((last.state as any).fault).toMatch(/^no-read-while-writing: rank \d: forward\.mb0 on stream C reads in_h0 while the nccl receive into in_h0/);
+      expect(faultOf(last.state as never)!.join(': ')).toMatch(/^no-read-while-writing: rank \d: forward\.mb0 on stream C reads in_h0 while the nccl receive into in_h0/);
     });
 
     it('B3 reuses the block of the tensor being sent: record_stream(C) was ignored', () => {
       const steps = resultOf('b3-record-stream-current').trace!.steps;
       expect(steps.some((s) => /record_stream\(C\) \(its allocation stream: will be ignored\)/.test(s.text!))).toBe(true);
       expect(steps.some((s) => /allocate out_h1 on stream C \(reuses block \d+, which held out_h0\)/.test(s.text!))).toBe(true);
-      expect((steps.at(-1)!.state as any).fault).toMatch(/writes out_h1 \(the block out_h0 lived in\) while the nccl send of out_h0/);
+      expect(faultOf(steps.at(-1)!.state as never)!.join(': ')).toMatch(/writes out_h1 \(the block out_h0 lived in\) while the nccl send of out_h0/);
     });
 
     it('B3 is masked by ProcessGroupNCCL recording its operand, and by keeping the tensor until the wait', () => {
@@ -137,7 +138,7 @@ describe('pp-async-p2p', () => {
 
     it('B4 rewrites the static output buffer while its send is queued', () => {
       const last = resultOf('b4-deferred-send-wait-static').trace!.steps.at(-1)!;
-      expect((last.state as any).fault).toMatch(/forward\.mb1 on stream C writes out_h while the nccl send of out_h/);
+      expect(faultOf(last.state as never)!.join(': ')).toMatch(/forward\.mb1 on stream C writes out_h while the nccl send of out_h/);
     });
 
     it('B5: TP rank 0 issues the all-gather of micro-batch 1 where rank 1 issues the forward all-reduce; the group hangs', () => {
@@ -148,7 +149,7 @@ describe('pp-async-p2p', () => {
 
     it('B6 reads a prefetched buffer, never a buffer received on demand', () => {
       const last = resultOf('b6-inbox-drops-handles').trace!.steps.at(-1)!;
-      expect((last.state as any).fault).toMatch(/reads in_h1 while the nccl receive into in_h1/);
+      expect(faultOf(last.state as never)!.join(': ')).toMatch(/reads in_h1 while the nccl receive into in_h1/);
     });
   });
 

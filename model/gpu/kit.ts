@@ -129,7 +129,7 @@ interface Instr {
 }
 
 /** The top-level fields of a kit state: what a closure that declares no footprint may read. */
-const WHOLE_STATE = ['threads', 'streams', 'events', 'buffers', 'blocks', 'vars', 'handles', 'colls', 'fault', 'user'] as const;
+const WHOLE_STATE = ['threads', 'streams', 'events', 'buffers', 'blocks', 'vars', 'handles', 'colls', 'faults', 'user'] as const;
 
 /** Field paths of the kit's state, in the syntax of model/por.ts. */
 const q = (x: string) => JSON.stringify(x);
@@ -145,6 +145,8 @@ const P = {
   vars: (r: number) => `vars[${r}]`,
   h: (r: number, name: string) => `handles[${r}][${q(name)}]`,
   coll: (r: number, g: string) => `colls[${r}][${q(g)}]`,
+  /** The first kit fault of rank r (each rank keeps its own, so two ranks' checks do not depend on each other). */
+  fault: (r: number) => `faults[${r}]`,
 };
 
 const KIT_ACTIONS = new Set([
@@ -250,9 +252,9 @@ class Compiler<U> {
 
   // ---- small state helpers -----------------------------------------------------------------------------
 
-  private fault(s: S, prop: KitProperty, msg: string): S {
-    if (s.fault !== null || !this.checks[prop]) return s;
-    return { ...s, fault: `${prop}: ${msg}` };
+  private fault(s: S, r: number, prop: KitProperty, msg: string): S {
+    if (s.faults[r] !== null || !this.checks[prop]) return s;
+    return { ...s, faults: s.faults.with(r, `${prop}: ${msg}`) };
   }
 
   /** The queue item `key` of rank r. */
@@ -452,7 +454,7 @@ class Compiler<U> {
     for (const [buf, mode] of modes) {
       const b = this.blockOf(t, r, buf);
       if (b < 0) {
-        t = this.fault(t, 'no-use-after-free', `${who} uses ${buf}, which is not allocated (freed or never allocated)`);
+        t = this.fault(t, r, 'no-use-after-free', `${who} uses ${buf}, which is not allocated (freed or never allocated)`);
         continue;
       }
       const blk = t.blocks[r][b];
@@ -487,7 +489,7 @@ class Compiler<U> {
    * still touches one of its blocks from another queue, one of the two writing.
    */
   private raceCheck(s: S, r: number, key: string, q: string, who: string): S {
-    if (s.fault !== null) return s;
+    if (s.faults[r] !== null) return s;
     const blocks = s.blocks[r];
     for (let b = 0; b < blocks.length; b++) {
       const pend = blocks[b].pending;
@@ -506,9 +508,9 @@ class Compiler<U> {
         const oR = other.mode !== 'w';
         const blockNote = other.buf === me.buf ? `` : ` (the block ${other.buf} lived in)`;
         const whoOther = `${this.describeKey(r, other.key)} (issued before it, still queued on ${oq})`;
-        if (meR && oW) return this.fault(s, 'no-read-while-writing', `rank ${r}: ${who} reads ${me.buf}${blockNote} while ${whoOther} has not finished writing ${other.buf}`);
-        if (meW && oR) return this.fault(s, 'no-write-while-reading', `rank ${r}: ${who} writes ${me.buf}${blockNote} while ${whoOther} has not finished reading ${other.buf}`);
-        if (meW && oW) return this.fault(s, 'no-write-while-writing', `rank ${r}: ${who} writes ${me.buf}${blockNote} while ${whoOther} has not finished writing ${other.buf}`);
+        if (meR && oW) return this.fault(s, r, 'no-read-while-writing', `rank ${r}: ${who} reads ${me.buf}${blockNote} while ${whoOther} has not finished writing ${other.buf}`);
+        if (meW && oR) return this.fault(s, r, 'no-write-while-reading', `rank ${r}: ${who} writes ${me.buf}${blockNote} while ${whoOther} has not finished reading ${other.buf}`);
+        if (meW && oW) return this.fault(s, r, 'no-write-while-writing', `rank ${r}: ${who} writes ${me.buf}${blockNote} while ${whoOther} has not finished writing ${other.buf}`);
       }
     }
     return s;
@@ -530,7 +532,7 @@ class Compiler<U> {
   /** Reads `buf` of rank r for `who` (through its current block): the value, with uninitialised/stale-read faults. */
   private readBuf(s: S, r: number, buf: string, expect: string | undefined, who: string): [S, string | null] {
     const b = this.blockOf(s, r, buf);
-    if (b < 0) return [this.fault(s, 'no-use-after-free', `rank ${r}: ${who} reads ${buf}, which is not allocated`), null];
+    if (b < 0) return [this.fault(s, r, 'no-use-after-free', `rank ${r}: ${who} reads ${buf}, which is not allocated`), null];
     return this.readBlock(s, r, b, buf, expect, who);
   }
 
@@ -540,10 +542,10 @@ class Compiler<U> {
     const v = dataValue(data, buf);
     if (v === null) {
       const held = data === null ? 'its block was never written' : `its block holds ${data.split('=')[0]}'s data`;
-      return [this.fault(s, 'no-uninitialised-read', `rank ${r}: ${who} reads ${buf}, which was never written (${held})`), null];
+      return [this.fault(s, r, 'no-uninitialised-read', `rank ${r}: ${who} reads ${buf}, which was never written (${held})`), null];
     }
     if (expect !== undefined && v !== expect) {
-      return [this.fault(s, 'no-stale-read', `rank ${r}: ${who} reads ${buf} = ${v}, expected ${expect}`), v];
+      return [this.fault(s, r, 'no-stale-read', `rank ${r}: ${who} reads ${buf} = ${v}, expected ${expect}`), v];
     }
     return [s, v];
   }
@@ -753,14 +755,14 @@ class Compiler<U> {
   /** A CPU access of `buf` now: a race against any queued op issued before that touches its block. */
   private cpuAccess(s: S, r: number, buf: string, mode: 'r' | 'w' | 'rw', who: string): S {
     const b = this.blockOf(s, r, buf);
-    if (b < 0) return this.fault(s, 'no-use-after-free', `rank ${r}: ${who} uses ${buf}, which is not allocated`);
+    if (b < 0) return this.fault(s, r, 'no-use-after-free', `rank ${r}: ${who} uses ${buf}, which is not allocated`);
     for (const e of s.blocks[r][b].pending) {
       const o = this.entry(e);
       const oq = this.streamOfKey(s, r, o.key);
       const whoOther = `${this.describeKey(r, o.key)} (issued before, still queued on ${oq})`;
-      if (mode !== 'w' && o.mode !== 'r') return this.fault(s, 'no-read-while-writing', `rank ${r}: ${who} reads ${buf} on the CPU while ${whoOther} has not finished writing ${o.buf}`);
-      if (mode !== 'r' && o.mode !== 'w') return this.fault(s, 'no-write-while-reading', `rank ${r}: ${who} writes ${buf} on the CPU while ${whoOther} has not finished reading ${o.buf}`);
-      if (mode !== 'r' && o.mode !== 'r') return this.fault(s, 'no-write-while-writing', `rank ${r}: ${who} writes ${buf} on the CPU while ${whoOther} has not finished writing ${o.buf}`);
+      if (mode !== 'w' && o.mode !== 'r') return this.fault(s, r, 'no-read-while-writing', `rank ${r}: ${who} reads ${buf} on the CPU while ${whoOther} has not finished writing ${o.buf}`);
+      if (mode !== 'r' && o.mode !== 'w') return this.fault(s, r, 'no-write-while-reading', `rank ${r}: ${who} writes ${buf} on the CPU while ${whoOther} has not finished reading ${o.buf}`);
+      if (mode !== 'r' && o.mode !== 'r') return this.fault(s, r, 'no-write-while-writing', `rank ${r}: ${who} writes ${buf} on the CPU while ${whoOther} has not finished writing ${o.buf}`);
     }
     return s;
   }
@@ -929,9 +931,9 @@ class Compiler<U> {
    * contents or uses change.
    */
   private footprint(r: number, t: string, st: Stmt<U>, stream: string): Pick<Instr, 'guardReads' | 'reads' | 'writes'> {
-    const mem = [P.bufs(r), P.blocks(r), P.st(r), 'fault'];
+    const mem = [P.bufs(r), P.blocks(r), P.st(r), P.fault(r)];
     /** A use of an allocator buffer may fault (use after free); a preallocated one only in a race check. */
-    const mayFault = (bufs: readonly string[]) => (bufs.some((b) => this.allocBufs.has(b)) ? ['fault'] : []);
+    const mayFault = (bufs: readonly string[]) => (bufs.some((b) => this.allocBufs.has(b)) ? [P.fault(r)] : []);
     const none = { guardReads: [] as string[] };
     switch (st.op) {
       case 'launch': {
@@ -952,9 +954,9 @@ class Compiler<U> {
         return { guardReads: [P.ev(r, st.event), P.st(r)], reads: [P.ev(r, st.event), P.st(r)], writes: [] };
       case 'alloc':
       case 'free':
-        return { ...none, reads: mem, writes: [P.buf(r, st.buf), P.blocks(r), P.st(r), 'fault'] };
+        return { ...none, reads: mem, writes: [P.buf(r, st.buf), P.blocks(r), P.st(r), P.fault(r)] };
       case 'recordStream':
-        return { ...none, reads: mem, writes: [P.blocks(r), 'fault'] };
+        return { ...none, reads: mem, writes: [P.blocks(r), P.fault(r)] };
       case 'p2p':
       case 'batch': {
         const ops = st.op === 'p2p' ? [st] : st.ops;
@@ -982,9 +984,9 @@ class Compiler<U> {
           ],
         };
       case 'cpuRead':
-        return { ...none, reads: mem, writes: ['fault', ...(st.into ? [P.v(r, st.into)] : [])] };
+        return { ...none, reads: mem, writes: [P.fault(r), ...(st.into ? [P.v(r, st.into)] : [])] };
       case 'cpuWrite':
-        return { ...none, reads: mem, writes: [P.blocks(r), 'fault'] };
+        return { ...none, reads: mem, writes: [P.blocks(r), P.fault(r)] };
       case 'set':
         return { ...none, reads: typeof st.value === 'function' ? this.closure(st.reads, r) : [], writes: [P.v(r, st.name)] };
       case 'until': {
@@ -1198,7 +1200,7 @@ class Compiler<U> {
           enabled: () => true,
           exec: (s) => {
             const b = this.blockOf(s, r, rs.buf);
-            if (b < 0) return adv(this.fault(s, 'no-use-after-free', `${who}: record_stream on ${rs.buf}, which is not allocated`), get);
+            if (b < 0) return adv(this.fault(s, r, 'no-use-after-free', `${who}: record_stream on ${rs.buf}, which is not allocated`), get);
             const blk = s.blocks[r][b];
             const x = blk.uses.includes(rs.stream) ? s : this.setBlock(s, r, b, { ...blk, uses: [...blk.uses, rs.stream] });
             return adv(x, get);
@@ -1523,7 +1525,7 @@ class Compiler<U> {
 
   private doFree(s: S, r: number, buf: string, rel: (args: readonly Arg[]) => string, who: string): S {
     const b = s.buffers[r][buf];
-    if (b < 0) return this.fault(s, 'no-use-after-free', `${who} frees ${buf}, which is not allocated`);
+    if (b < 0) return this.fault(s, r, 'no-use-after-free', `${who} frees ${buf}, which is not allocated`);
     const blk = s.blocks[r][b];
     let x = s;
     for (const u of blk.uses) {
@@ -1760,9 +1762,10 @@ class Compiler<U> {
     }
     // A fault's sentence names ranks in free text: the representative keeps only the property (the
     // counterexample is replayed on real ranks, with its sentence).
-    const fault = s.fault === null ? null : `${s.fault.slice(0, s.fault.indexOf(': '))}: ${RENAMED_FAULT}`;
+    const faults = new Array<string | null>(n);
+    s.faults.forEach((f, r) => (faults[perm[r]] = f === null ? null : `${f.slice(0, f.indexOf(': '))}: ${RENAMED_FAULT}`));
     const user = h.permuteUser ? h.permuteUser(s.user as U, perm) : s.user;
-    return { threads, streams, events, buffers, blocks, vars, handles, colls, fault, user };
+    return { threads, streams, events, buffers, blocks, vars, handles, colls, faults, user };
   }
 
   // ---- building the system --------------------------------------------------------------------------------
@@ -1828,7 +1831,7 @@ class Compiler<U> {
       vars: this.varsInit,
       handles: this.progs.map(() => Object.fromEntries([...this.handleNames].map((h) => [h, null]))),
       colls: this.progs.map(() => Object.fromEntries([...this.usedGroups].map((g) => [g, 0]))),
-      fault: null,
+      faults: this.progs.map(() => null),
       user: (spec.user ?? null) as U,
     };
 
@@ -1971,8 +1974,8 @@ class Compiler<U> {
         actor: ({ rank, stream }) => `rank ${rank} stream ${stream}`,
         conditions: [{ reads: ({ rank, stream }) => [P.st(rank, stream)], holds: (s, { rank, stream }) => this.canExec(s, rank, stream) }],
         // The race check names the queue of each earlier op, and settling after the op may pop markers anywhere on the rank.
-        reads: ({ rank }) => [P.st(rank), P.blocks(rank), 'fault'],
-        writes: ({ rank }) => [P.st(rank), P.blocks(rank), 'fault'],
+        reads: ({ rank }) => [P.st(rank), P.blocks(rank), P.fault(rank)],
+        writes: ({ rank }) => [P.st(rank), P.blocks(rank), P.fault(rank)],
         effect: (s, { rank, stream }) => this.runOp(s, rank, stream, s.streams[rank][stream][0]),
         describe: ({ rank, stream }, s) => {
           const op = this.item(rank, s.streams[rank][stream][0]) as OpItem;
@@ -2005,8 +2008,8 @@ class Compiler<U> {
                 from !== to && s.streams[from][this.transferQueues(from, to, backend)[0]] !== undefined && this.transferHeads(s, from, to, backend) !== undefined,
             },
           ],
-          reads: ({ from, to }) => (from === to ? [] : [P.st(from), P.st(to), P.blocks(from), P.blocks(to), 'fault']),
-          writes: ({ from, to }) => (from === to ? [] : [P.st(from), P.st(to), P.blocks(from), P.blocks(to), 'fault']),
+          reads: ({ from, to }) => (from === to ? [] : [P.st(from), P.st(to), P.blocks(from), P.blocks(to), P.fault(from), P.fault(to)]),
+          writes: ({ from, to }) => (from === to ? [] : [P.st(from), P.st(to), P.blocks(from), P.blocks(to), P.fault(from), P.fault(to)]),
           effect: (s, { from, to, backend }) => this.runTransfer(s, from, to, backend),
           describe: ({ from, to, backend }, s) => {
             const [sk, rk] = this.transferHeads(s, from, to, backend)!;
@@ -2041,8 +2044,8 @@ class Compiler<U> {
             })),
             { reads: ({ group }) => this.groups[group].map((m) => P.st(m, `nccl:${group}`)), holds: (s, { group }) => this.collHeads(s, group) !== undefined },
           ],
-          reads: ({ group }) => this.groups[group].flatMap((m) => [P.st(m), P.blocks(m)]).concat('fault'),
-          writes: ({ group }) => this.groups[group].flatMap((m) => [P.st(m), P.blocks(m)]).concat('fault'),
+          reads: ({ group }) => this.groups[group].flatMap((m) => [P.st(m), P.blocks(m), P.fault(m)]),
+          writes: ({ group }) => this.groups[group].flatMap((m) => [P.st(m), P.blocks(m), P.fault(m)]),
           effect: (s, { group }) => this.runCollective(s, group),
           describe: ({ group }, s) => {
             const it = this.item(this.groups[group][0], this.collHeads(s, group)![0]) as CollItem;
@@ -2074,8 +2077,8 @@ class Compiler<U> {
             { reads: ({ group }) => this.groups[group].flatMap((m) => this.glooThreads(m, group).map((t) => P.th(m, t))), holds: (s, { group }) => this.glooReady(s, group) },
           ],
           reads: ({ group }) =>
-            this.groups[group].flatMap((m) => [...this.glooThreads(m, group).map((t) => P.th(m, t)), P.coll(m, group), P.bufs(m), P.blocks(m), P.st(m)]).concat('fault'),
-          writes: ({ group }) => this.groups[group].flatMap((m) => [...this.glooThreads(m, group).map((t) => P.th(m, t)), P.coll(m, group), P.blocks(m)]).concat('fault'),
+            this.groups[group].flatMap((m) => [...this.glooThreads(m, group).map((t) => P.th(m, t)), P.coll(m, group), P.bufs(m), P.blocks(m), P.st(m), P.fault(m)]),
+          writes: ({ group }) => this.groups[group].flatMap((m) => [...this.glooThreads(m, group).map((t) => P.th(m, t)), P.coll(m, group), P.blocks(m), P.fault(m)]),
           effect: (s, { group }) => this.runGloo(s, group),
           describe: ({ group }, s) => {
             const [, ins] = this.glooAt(s, this.groups[group][0], group)!;
@@ -2091,9 +2094,12 @@ class Compiler<U> {
     for (const p of KIT_PROPERTIES) {
       if (!this.checks[p]) continue;
       const prefix = `${p}: `;
-      // Only `fault` is read, and every step that may set it declares it written: its writers are pairwise
-      // dependent, so partial-order reduction needs no step to be visible for these properties.
-      invariants[p] = observing([['fault']], (s: S) => s.fault === null || !s.fault.startsWith(prefix));
+      // One conjunct per rank, each reading only that rank's fault; every step that may set it declares it
+      // written, so its writers are pairwise dependent and partial-order reduction needs no step to be visible.
+      invariants[p] = observing(
+        ranks.map((r) => [P.fault(r)]),
+        (s: S) => s.faults.every((f) => f === null || !f.startsWith(prefix)),
+      );
     }
     Object.assign(invariants, spec.invariants ?? {});
 

@@ -30,11 +30,12 @@ export function isFinished(s: GpuState<any>, rank: number, thread: string): bool
   return pc === 'done' || pc === 'raised';
 }
 
-/** The kit fault recorded in the state, as [property, sentence], or undefined. */
+/** The kit fault recorded in the state (the lowest rank's, if several), as [property, sentence], or undefined. */
 export function faultOf(s: GpuState<any>): [string, string] | undefined {
-  if (s.fault === null) return undefined;
-  const i = s.fault.indexOf(': ');
-  return [s.fault.slice(0, i), s.fault.slice(i + 2)];
+  const f = s.faults.find((x) => x !== null);
+  if (f === undefined || f === null) return undefined;
+  const i = f.indexOf(': ');
+  return [f.slice(0, i), f.slice(i + 2)];
 }
 
 /**

@@ -39,8 +39,8 @@ export interface GpuState<U = null> {
   readonly handles: readonly { readonly [handle: string]: string | null }[];
   /** Per rank, per group: collectives issued so far (collective #n). */
   readonly colls: readonly { readonly [group: string]: number }[];
-  /** The first rule a step broke, as `property: sentence`; null while none. */
-  readonly fault: string | null;
+  /** Per rank, the first rule a step of that rank broke, as `property: sentence`; null while none. */
+  readonly faults: readonly (string | null)[];
   /** The protocol's own state. */
   readonly user: U;
 }
