@@ -58,10 +58,12 @@
  * property what it reads (`observing`: per rank), so the kit's steps between the collectives follow one order.
  * The mode agreement compares ranks; stated over the live `mode` (which the restore clears) it made prepare and
  * restore visible on every rank, and they interleaved. It is stated over the history of chosen modes instead,
- * where a disagreement stays once there (`stable`), and no step is visible. `large`: 60,544 states -> 3,264 with
- * it alone, 11,056 with symmetry alone, 896 with both (67x). `ranks8`, both reductions: `fixed` holds in 82,315
- * states, depth 50, 15 to 20 s on the 2-core machine; the buggy variants keep their verdicts (no-finally 1,138
- * states, idle-router 921, local-graph-flag 285).
+ * where a disagreement stays once there (`stable`), and no step is visible. Each rank keeps its own kit fault
+ * (`faults[r]`), so two ranks' steps do not depend on each other through it. `large`: 60,544 states -> 3,008
+ * with it alone, 11,056 with symmetry alone, 856 with both (71x). `ranks8`, both reductions: `fixed` holds in
+ * 13,329 states, depth 50, about 3.3 s on the 2-core machine (82,315 states and 15 to 20 s while the kit kept one
+ * fault for all ranks; partial-order reduction alone: 1.39 M states and unfinished after 90 s); the buggy
+ * variants keep their verdicts (no-finally 1,309 states, idle-router 1,218, local-graph-flag 285).
  *
  * Variants (states and depth on `check`, from `interleave check` before symmetry and partial-order reduction; with
  * both, as `check` runs now, `fixed` explores 6,408 states, and the counterexamples need not be shortest):

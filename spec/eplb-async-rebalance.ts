@@ -148,8 +148,8 @@
  *   that much. The cross-rank properties (`same-plan-and-begin-step`, `chunk-starts-together`) are stated over
  *   write-once history (the plan each rank held when it posted, begin_step, the chunk start ticks) and declared
  *   `stable`, so no step is visible for them, and the forward pass's rendezvous lets the reduction wait on the
- *   member whose steps it already has (`check` with symmetry: 4,812 -> 3,608 states; `large`: 26,825 ->
- *   18,931; W = 4 with a raising Tc: 211,003 states, about 40 s); but the generator steps of a tick read every
+ *   member whose steps it already has (`check` with symmetry: 4,812 -> 3,275 states; `large`: 26,825 ->
+ *   12,105, since each rank keeps its own kit fault; 18,931 before); but the generator steps of a tick read every
  *   rank's posting step and the signals, so they depend on each other, the 56 signals of 8 ranks arrive in any
  *   order within their delay bound, and `fixed` on `ranks8` is still incomplete after 60 s (depth 53 to 55,
  *   73,417 to 122,646 states). The bugs are found as before (compute-flag-in-thread 12,737
