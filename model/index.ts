@@ -31,7 +31,7 @@ export { type PackedAction, type PackedActionSpec, type PackedSystem, type Packe
 export { type Expectation, type Protocol, type Variant, defineProtocol } from './registry.ts';
 export { type CheckOptions, type CheckResult, type PropertyKind, type Stats, type Verdict, check, replay } from './explorer.ts';
 export { type Symmetry, canonicalizer } from './symmetry.ts';
-export { ENABLERS, observing, stable, stepObserving } from './por.ts';
+export { ENABLERS, type StepObservation, observing, stable, stepObserving } from './por.ts';
 export { type FairnessKind, type Liveness, alwaysEventually, eventually, leadsTo } from './liveness.ts';
 export { type Trace, type TraceStep, buildTrace, formatTrace, traceToJson } from './trace.ts';
 export { type SimulateOptions, type SimulationResult, simulate } from './simulate.ts';

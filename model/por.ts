@@ -28,7 +28,9 @@
  * - step properties (`actionProperties`) take part when declared with `stepObserving({ actions, reads }, fn)`
  *   (only steps of those actions can break it, and it reads only those fields): each such step then also reads
  *   the fields and writes a pseudo-field `$step.<name>` that the property observes, as if the step latched a
- *   flag; the writers of the flag are pairwise dependent, so no step is made visible.
+ *   flag; the writers of the flag are pairwise dependent, so no step is made visible. With `key`, the property
+ *   is a conjunction of per-key parts and each step latches the flag of its key (`$step.<name>.<key>`): steps
+ *   of different keys (two ranks' stream steps) are not made dependent by the property.
  *
  * Dependency comes from the model's declarations: each action's `reads` and `writes` as field paths
  * (`rm[2]`, `tm`, `threads[0].main`, `streams[0]["p2p:1"]`); two paths overlap when one is a prefix of the
@@ -39,7 +41,7 @@
  * Writes are audited at run time (a step that changes an undeclared field is a model error); reads cannot be,
  * so `check --no-por` is the cross-check when in doubt.
  */
-import { type ActionInstance, type System, conditionsOf } from './system.ts';
+import { type ActionInstance, type Params, type System, conditionsOf } from './system.ts';
 
 /** A field path split into segments: `threads[0].main` -> ['threads', '0', 'main']. */
 export type Path = readonly string[];
@@ -149,12 +151,26 @@ export function isStable(fn: unknown): boolean {
   return (fn as { [STABLE]?: boolean })[STABLE] === true;
 }
 
+/** What a step property reads, and (optionally) which of its per-key parts a step can break. */
+export interface StepObservation {
+  /** Only steps of these actions can break the property. */
+  readonly actions: readonly string[];
+  /** The fields it reads (of the state before and after the step); per step when a function. */
+  readonly reads: readonly string[] | ((action: string, params: Params) => readonly string[]);
+  /**
+   * The property is a conjunction of parts, one per key, and a step can break only the part of its key (e.g.
+   * the rank of a stream step: a check of that rank's queue). Steps of different keys then latch different
+   * flags and need not be ordered; without `key`, every step of `actions` latches one flag.
+   */
+  readonly key?: (action: string, params: Params) => string;
+}
+
 /**
  * Declares a step property (`actionProperties`) for partial-order reduction: only steps of `actions` can break
  * it, and it reads only `reads` (of the state before and after the step). Returns `fn` itself, marked.
  */
-export function stepObserving<F extends (...a: any[]) => boolean>(decl: { readonly actions: readonly string[]; readonly reads: readonly string[] }, fn: F): F {
-  decl.reads.forEach((p) => parsePath(p));
+export function stepObserving<F extends (...a: any[]) => boolean>(decl: StepObservation, fn: F): F {
+  if (typeof decl.reads !== 'function') decl.reads.forEach((p) => parsePath(p));
   return Object.assign(fn, { [STEP_OBSERVES]: decl });
 }
 
@@ -198,15 +214,19 @@ export function planPor<S>(system: System<S>): PorSetup {
   const groups: Path[][] = [];
   for (const [, fn] of props) for (const g of groupsOf(fn) ?? []) groups.push(g.map((p) => parsePath(p)));
   for (const [name, fn] of stepProps) {
-    const d = (fn as unknown as { [STEP_OBSERVES]: { actions: readonly string[]; reads: readonly string[] } })[STEP_OBSERVES];
-    const flag: Path = ['$step', name];
-    const extra = d.reads.map((p) => parsePath(p));
+    const d = (fn as unknown as { [STEP_OBSERVES]: StepObservation })[STEP_OBSERVES];
+    // One flag per key (a single one without keys): its writers all write it, so they are pairwise dependent.
+    const flags = new Map<string, Path>();
     instances.forEach((inst, a) => {
       if (!d.actions.includes(inst.action.name)) return;
-      reads[a].push(...extra);
+      const key = d.key ? d.key(inst.action.name, inst.params) : '';
+      let flag = flags.get(key);
+      if (flag === undefined) flags.set(key, (flag = d.key ? ['$step', name, key] : ['$step', name]));
+      const extra = typeof d.reads === 'function' ? d.reads(inst.action.name, inst.params) : d.reads;
+      reads[a].push(...extra.map((p) => parsePath(p)));
       writes[a].push(flag);
     });
-    groups.push([flag]);
+    for (const flag of flags.values()) groups.push([flag]);
   }
   const observed = (spec.observes ?? []).map((p) => parsePath(p));
   const n = instances.length;

@@ -5,7 +5,7 @@
  * explores fewer states; declarations are audited and malformed ones refused.
  */
 import { describe, expect, it } from 'vitest';
-import { actionsOf, check, defineSystem, observing, stable } from '../model/index.ts';
+import { type StepLabel, actionsOf, check, defineSystem, observing, stable, stepObserving } from '../model/index.ts';
 import { AmpleChooser, type PorPlan, parsePath, planPor } from '../model/por.ts';
 import type { Protocol } from '../model/registry.ts';
 import { builtinProtocols } from '../spec/index.ts';
@@ -181,6 +181,57 @@ describe('stable invariants', () => {
     expect(r.verdict).toBe('error');
     expect(r.message).toMatch(/invariant 'agree' is declared stable .* but step work\(i=2\) makes it hold again/);
     expect(check(workers(3, { rogue: true, undo: true, agreement: stable }), { por: false }).verdict).toBe('violated');
+  });
+});
+
+describe('step properties with a key per part', () => {
+  // Counters that each step their own cell; the step property "a step never takes its cell past 2" is one part
+  // per counter (a step reads only its own cell), or, declared without a key, one flag every step latches.
+  type C = { readonly n: readonly number[] };
+  const act = actionsOf<C>();
+  const counters = (k: number, limit: number, keyed: boolean) =>
+    defineSystem<C>({
+      name: 'counters',
+      init: { n: Array(k).fill(0) },
+      actions: [
+        act<{ i: number }>('inc', {
+          params: { i: [...Array(k).keys()] },
+          guard: (s, { i }) => s.n[i] < 3,
+          reads: ({ i }) => [`n[${i}]`],
+          writes: ({ i }) => [`n[${i}]`],
+          effect: (s, { i }) => ({ n: s.n.with(i, s.n[i] + 1) }),
+        }),
+      ],
+      actionProperties: {
+        'at-most-limit': stepObserving(
+          keyed
+            ? { actions: ['inc'], key: (_a, p) => `counter ${p.i}`, reads: (_a, p) => [`n[${p.i}]`] }
+            : { actions: ['inc'], reads: ['n'] },
+          (_b: C, step: StepLabel, a: C) => a.n[step.params.i as number] <= limit,
+        ),
+      },
+      terminal: () => true,
+    });
+
+  it('keyed: two counters\' steps stay independent; one flag makes every step depend on every other', () => {
+    const keyed = planPor(counters(3, 3, true));
+    const shared = planPor(counters(3, 3, false));
+    if (!('plan' in keyed) || !('plan' in shared)) throw new Error('the reduction should apply');
+    expect([...keyed.plan.dependents[0]]).toEqual([]);
+    expect([...shared.plan.dependents[0]].sort()).toEqual([1, 2]);
+    expect([...keyed.plan.visible].every((v) => v === 0)).toBe(true);
+  });
+
+  it('keyed: the same verdicts as the full search, in far fewer states', () => {
+    for (const limit of [3, 2]) {
+      const sys = counters(4, limit, true);
+      const on = check(sys);
+      const off = check(sys, { por: false });
+      expect(on.verdict).toBe(off.verdict);
+      expect(on.property).toBe(off.property);
+      if (on.verdict === 'holds') expect(on.stats.states).toBeLessThan(off.stats.states / 10);
+      else expect(on.property).toBe('at-most-limit');
+    }
   });
 });
 
