@@ -363,6 +363,14 @@ export class AmpleChooser {
 /** Whether a changed field (a diff path, e.g. `rm[3]`) is covered by one of the declared writes. */
 export function declaredWrite(changed: string, writes: readonly Path[]): boolean {
   if (changed === '') return writes.some((w) => w.length === 0);
-  const p = parsePath(changed);
+  let p = parsedChanges.get(changed);
+  if (p === undefined) {
+    p = parsePath(changed);
+    // The audit meets the same few paths at every transition: parse each once (a bounded cache).
+    if (parsedChanges.size >= 4096) parsedChanges.clear();
+    parsedChanges.set(changed, p);
+  }
   return writes.some((w) => overlaps(w, p) && w.length <= p.length);
 }
+
+const parsedChanges = new Map<string, Path>();
