@@ -453,13 +453,14 @@ function diffInto(a: Data | undefined, b: Data | undefined, path: string, out: F
         return;
       }
       const n = Math.max(a.length, bb.length);
-      for (let i = 0; i < n; i++) diffInto(a[i], bb[i], `${path}[${i}]`, out);
+      // (The same object in both: nothing below changed, and no path needs to be built for it.)
+      for (let i = 0; i < n; i++) if (a[i] !== bb[i]) diffInto(a[i], bb[i], `${path}[${i}]`, out);
       return;
     }
     const ao = a as Record<string, Data>;
     const bo = b as Record<string, Data>;
-    const keys = [...new Set([...Object.keys(ao), ...Object.keys(bo)])];
-    for (const k of keys) diffInto(ao[k], bo[k], joinPath(path, k), out);
+    for (const k in ao) if (ao[k] !== bo[k]) diffInto(ao[k], bo[k], joinPath(path, k), out);
+    for (const k in bo) if (!(k in ao)) diffInto(undefined, bo[k], joinPath(path, k), out);
     return;
   }
   if (equalData(a, b)) return;
