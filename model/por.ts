@@ -15,7 +15,7 @@
  * - observation groups (a refinement of C2): a property may say what it reads as groups of paths, one group per
  *   conjunct (`observing([[...], ...], fn)`: the property is the conjunction of predicates, each reading only
  *   its group). A group whose writers are pairwise dependent (e.g. one thread's own fields, or a field every
- *   writer writes, such as the GPU kit's `fault`) needs no visibility: if a reduced expansion fires t while a
+ *   writer writes, such as a rank's GPU-kit fault `faults[r]`) needs no visibility: if a reduced expansion fires t while a
  *   full path w (none of whose steps is in the stubborn set, so each is independent of t) reaches a state b
  *   where the conjunct is false, either t does not write the group (the conjunct is still false after b.t) or
  *   no step of w does (the group has its value of the expanded state, which was already checked). Only the

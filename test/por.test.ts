@@ -185,8 +185,9 @@ describe('stable invariants', () => {
 });
 
 describe('step properties with a key per part', () => {
-  // Counters that each step their own cell; the step property "a step never takes its cell past 2" is one part
-  // per counter (a step reads only its own cell), or, declared without a key, one flag every step latches.
+  // Counters that each step their own cell; the step property "a step never takes its cell past the limit" is
+  // one part per counter (a step reads only its own cell), or, declared without a key, one flag every step
+  // latches.
   type C = { readonly n: readonly number[] };
   const act = actionsOf<C>();
   const counters = (k: number, limit: number, keyed: boolean) =>

@@ -927,8 +927,8 @@ class Compiler<U> {
    * reduction. Every effect that queues work is followed by `settle`, which only pops markers: from a settled
    * state (every reachable state is one) it can change only the queues the statement pushed to (a marker it
    * pops is one of the items just queued, or a wait for one of them), and reads every queue of the rank. A
-   * write of `fault` is declared where a kit check may fail; of a buffer's block row wherever pending entries,
-   * contents or uses change.
+   * write of the rank's `faults[r]` is declared where a kit check may fail; of a buffer's block row wherever
+   * pending entries, contents or uses change.
    */
   private footprint(r: number, t: string, st: Stmt<U>, stream: string): Pick<Instr, 'guardReads' | 'reads' | 'writes'> {
     const mem = [P.bufs(r), P.blocks(r), P.st(r), P.fault(r)];
