@@ -174,7 +174,7 @@
  * its receives, then all its sends) would deadlock there; gloo's sends and receives of a pair are independent.
  * The time bounds (C, D) are guards of the generator step.
  */
-import { type Action, type StepLabel, actionsOf, defineProtocol, eventually } from '../model/index.ts';
+import { type Action, type StepLabel, type System, type Variant, actionsOf, defineProtocol, eventually } from '../model/index.ts';
 import {
   type Body,
   type GpuState,
@@ -547,148 +547,153 @@ const safe = (c: EplbAsyncConfig): EplbAsyncConfig => ({ ...c, margin: Math.max(
 /** Two TP groups of two (world 4), kept small: the groups' states multiply. */
 const twoGroups = (c: EplbAsyncConfig): EplbAsyncConfig => ({ ...c, tpSize: 2, tpGroups: 2, computeTicks: 0, delay: 0, margin: 1, computeMayRaise: false });
 
+/** The kit model's variants: every bug of the brief, on threads, streams and single signals. */
+const kitVariants: Variant<EplbAsyncConfig>[] = [
+  {
+    name: 'fixed',
+    summary: 'fixed design: flags set before start(), try/except/finally in both threads (a raising Tc is reported and aborts the round on every rank), margin M >= D + 1, max over [own] + received, global ranks',
+    expect: { verdict: 'holds' },
+    build: (c) => buildEplbAsync(safe(c)),
+  },
+  {
+    name: 'compute-flag-in-thread',
+    summary: 'reviewers: Tc sets _compute_ongoing itself after start(); the generator reads a stale False and posts s_r without a plan',
+    expect: { verdict: 'violated', property: 'same-plan-and-begin-step' },
+    build: (c) => buildEplbAsync(safe(c), { computeFlagInThread: true }),
+  },
+  {
+    name: 'sync-flag-in-thread',
+    summary: 'reviewers: Ts sets _tp_sync_ongoing itself after start(); the generator reads a stale False and takes begin_step from receive tensors not yet written',
+    expect: { verdict: 'violated', property: 'same-plan-and-begin-step' },
+    expectLiveness: 'no-rank-waits-forever',
+    build: (c) => buildEplbAsync(safe(c), { syncFlagInThread: true }),
+  },
+  {
+    name: 'no-try-finally',
+    summary: 'reviewers: no try/finally; Tc raises, _compute_ongoing stays set and the generator spins forever (the state from which it never progresses; on its own, the liveness property round-completes fails)',
+    expect: { verdict: 'violated', property: 'no-spin-forever' },
+    expectLiveness: 'no-rank-waits-forever',
+    build: (c) => buildEplbAsync(safe(c), { noTryFinally: true }),
+  },
+  {
+    name: 'no-try-finally-sync',
+    summary: "reviewers: no try/finally in Ts; a gloo wait() raises, _tp_sync_ongoing stays set and the generator spins forever (as a state, as above)",
+    expect: { verdict: 'violated', property: 'no-spin-forever' },
+    expectLiveness: 'no-rank-waits-forever',
+    build: (c) => buildEplbAsync(safe({ ...c, computeMayRaise: false }), { noTryFinally: true, syncMayRaise: true }),
+  },
+  {
+    name: 'finally-without-report',
+    summary: 'half of the reviewers\' fix: try/finally clears the flag but the exception is not captured; the generator goes on without a plan and nobody reports it',
+    expect: { verdict: 'violated', property: 'raised-thread-reported' },
+    build: (c) => buildEplbAsync(safe(c), { finallyWithoutReport: true }),
+  },
+  {
+    name: 'sequential-waits',
+    summary: "reviewers: Ts waits the handles one after the other; a performance comment only: it holds (Ts ends when the last handle completes, whatever the order)",
+    expect: { verdict: 'holds' },
+    build: (c) => buildEplbAsync(safe(c), { sequentialWaits: true }),
+  },
+  {
+    name: 'margin-at-safe-bound',
+    summary: 'mine: signal delay D = 2 with margin M = D + 1 = 3 (the safe bound): every rank learns begin_step in time',
+    expect: { verdict: 'holds' },
+    build: (c) => buildEplbAsync({ ...c, delay: 2, margin: 3 }),
+  },
+  {
+    name: 'pr-margin-late-signal',
+    summary: 'mine: the PR\'s margin +2 with a signal delay D = 2, one tick more than it tolerates: a rank learns begin_step a tick after passing it',
+    expect: { verdict: 'violated', property: 'begin-step-not-passed' },
+    expectLiveness: 'no-rank-waits-forever',
+    build: (c) => buildEplbAsync({ ...c, margin: 2, delay: 2 }),
+  },
+  {
+    name: 'pr-margin-late-signal-deadlock',
+    summary: 'mine, its consequence (timing properties left out): the late rank transfers a tick late; its peers block in the P2P exchange while it blocks in the MoE all-to-all: deadlock',
+    expect: { verdict: 'violated', property: 'deadlock' },
+    expectLiveness: 'no-rank-waits-forever',
+    build: (c) => buildEplbAsync({ ...c, margin: 2, delay: 2 }, { omit: ['begin-step-not-passed', 'chunk-starts-together'] }),
+  },
+  {
+    name: 'group-rank-as-global',
+    summary: 'brief: the signals pass the peer\'s group rank where torch expects a global rank; with 2 TP groups of 2 (world 4) the second group\'s ranks name ranks 0 and 1: ValueError on the forward thread',
+    expect: { verdict: 'violated', property: 'forward-thread-never-raises' },
+    expectLiveness: 'no-rank-waits-forever',
+    build: (c) => buildEplbAsync(twoGroups(c), { groupRankAsGlobal: true }),
+  },
+  {
+    name: 'fixed-two-tp-groups',
+    summary: 'fixed design with 2 TP groups of 2 (world 4): global ranks from the group, each group agrees on its own',
+    expect: { verdict: 'holds' },
+    build: (c) => buildEplbAsync(twoGroups(c)),
+  },
+  {
+    name: 'w1-empty-stack',
+    summary: 'brief: W = 1: no peers, torch.stack of the empty list of received tensors raises on the forward thread',
+    expect: { verdict: 'violated', property: 'forward-thread-never-raises' },
+    build: (c) => buildEplbAsync(safe({ ...c, tpSize: 1, tpGroups: 1 }), { stackReceived: true }),
+  },
+  {
+    name: 'fixed-w1',
+    summary: 'fixed design at W = 1: begin_step = max([own] + received) + M needs no peer',
+    expect: { verdict: 'holds' },
+    build: (c) => buildEplbAsync(safe({ ...c, tpSize: 1, tpGroups: 1 })),
+  },
+];
+
+/**
+ * A variant on the protocol-level model (eplb-async-rebalance-ticks.ts), named after the kit model's variant it
+ * mirrors, with that variant's expectations: the two models must agree on it.
+ */
+function protocolLevel(kitName: string, summary: string, build: (c: EplbAsyncConfig) => System<any>): Variant<EplbAsyncConfig> {
+  const twin = kitVariants.find((v) => v.name === kitName);
+  if (twin === undefined) throw new Error(`eplb-async-rebalance: no kit variant '${kitName}' for the protocol-level one`);
+  return { name: `${kitName}-ticks`, summary, expect: twin.expect, ...(twin.expectLiveness ? { expectLiveness: twin.expectLiveness } : {}), build };
+}
+
 export default defineProtocol<EplbAsyncConfig>({
   name: 'eplb-async-rebalance',
   summary: 'SGLang #8529: background plan thread, TP-wide agreement on the transfer step by gloo signals (max + 2), chunked transfer',
   configs: { check, large, ranks8, pr },
   variants: [
-    {
-      name: 'fixed',
-      summary: 'fixed design: flags set before start(), try/except/finally in both threads (a raising Tc is reported and aborts the round on every rank), margin M >= D + 1, max over [own] + received, global ranks',
-      expect: { verdict: 'holds' },
-      build: (c) => buildEplbAsync(safe(c)),
-    },
-    {
-      name: 'compute-flag-in-thread',
-      summary: 'reviewers: Tc sets _compute_ongoing itself after start(); the generator reads a stale False and posts s_r without a plan',
-      expect: { verdict: 'violated', property: 'same-plan-and-begin-step' },
-      build: (c) => buildEplbAsync(safe(c), { computeFlagInThread: true }),
-    },
-    {
-      name: 'sync-flag-in-thread',
-      summary: 'reviewers: Ts sets _tp_sync_ongoing itself after start(); the generator reads a stale False and takes begin_step from receive tensors not yet written',
-      expect: { verdict: 'violated', property: 'same-plan-and-begin-step' },
-      expectLiveness: 'no-rank-waits-forever',
-      build: (c) => buildEplbAsync(safe(c), { syncFlagInThread: true }),
-    },
-    {
-      name: 'no-try-finally',
-      summary: 'reviewers: no try/finally; Tc raises, _compute_ongoing stays set and the generator spins forever (the state from which it never progresses; on its own, the liveness property round-completes fails)',
-      expect: { verdict: 'violated', property: 'no-spin-forever' },
-      expectLiveness: 'no-rank-waits-forever',
-      build: (c) => buildEplbAsync(safe(c), { noTryFinally: true }),
-    },
-    {
-      name: 'no-try-finally-sync',
-      summary: "reviewers: no try/finally in Ts; a gloo wait() raises, _tp_sync_ongoing stays set and the generator spins forever (as a state, as above)",
-      expect: { verdict: 'violated', property: 'no-spin-forever' },
-      expectLiveness: 'no-rank-waits-forever',
-      build: (c) => buildEplbAsync(safe({ ...c, computeMayRaise: false }), { noTryFinally: true, syncMayRaise: true }),
-    },
-    {
-      name: 'finally-without-report',
-      summary: 'half of the reviewers\' fix: try/finally clears the flag but the exception is not captured; the generator goes on without a plan and nobody reports it',
-      expect: { verdict: 'violated', property: 'raised-thread-reported' },
-      build: (c) => buildEplbAsync(safe(c), { finallyWithoutReport: true }),
-    },
-    {
-      name: 'sequential-waits',
-      summary: "reviewers: Ts waits the handles one after the other; a performance comment only: it holds (Ts ends when the last handle completes, whatever the order)",
-      expect: { verdict: 'holds' },
-      build: (c) => buildEplbAsync(safe(c), { sequentialWaits: true }),
-    },
-    {
-      name: 'margin-at-safe-bound',
-      summary: 'mine: signal delay D = 2 with margin M = D + 1 = 3 (the safe bound): every rank learns begin_step in time',
-      expect: { verdict: 'holds' },
-      build: (c) => buildEplbAsync({ ...c, delay: 2, margin: 3 }),
-    },
-    {
-      name: 'pr-margin-late-signal',
-      summary: 'mine: the PR\'s margin +2 with a signal delay D = 2, one tick more than it tolerates: a rank learns begin_step a tick after passing it',
-      expect: { verdict: 'violated', property: 'begin-step-not-passed' },
-      expectLiveness: 'no-rank-waits-forever',
-      build: (c) => buildEplbAsync({ ...c, margin: 2, delay: 2 }),
-    },
-    {
-      name: 'pr-margin-late-signal-deadlock',
-      summary: 'mine, its consequence (timing properties left out): the late rank transfers a tick late; its peers block in the P2P exchange while it blocks in the MoE all-to-all: deadlock',
-      expect: { verdict: 'violated', property: 'deadlock' },
-      expectLiveness: 'no-rank-waits-forever',
-      build: (c) => buildEplbAsync({ ...c, margin: 2, delay: 2 }, { omit: ['begin-step-not-passed', 'chunk-starts-together'] }),
-    },
-    {
-      name: 'group-rank-as-global',
-      summary: 'brief: the signals pass the peer\'s group rank where torch expects a global rank; with 2 TP groups of 2 (world 4) the second group\'s ranks name ranks 0 and 1: ValueError on the forward thread',
-      expect: { verdict: 'violated', property: 'forward-thread-never-raises' },
-      expectLiveness: 'no-rank-waits-forever',
-      build: (c) => buildEplbAsync(twoGroups(c), { groupRankAsGlobal: true }),
-    },
-    {
-      name: 'fixed-two-tp-groups',
-      summary: 'fixed design with 2 TP groups of 2 (world 4): global ranks from the group, each group agrees on its own',
-      expect: { verdict: 'holds' },
-      build: (c) => buildEplbAsync(twoGroups(c)),
-    },
-    {
-      name: 'w1-empty-stack',
-      summary: 'brief: W = 1: no peers, torch.stack of the empty list of received tensors raises on the forward thread',
-      expect: { verdict: 'violated', property: 'forward-thread-never-raises' },
-      build: (c) => buildEplbAsync(safe({ ...c, tpSize: 1, tpGroups: 1 }), { stackReceived: true }),
-    },
-    {
-      name: 'fixed-w1',
-      summary: 'fixed design at W = 1: begin_step = max([own] + received) + M needs no peer',
-      expect: { verdict: 'holds' },
-      build: (c) => buildEplbAsync(safe({ ...c, tpSize: 1, tpGroups: 1 })),
-    },
+    ...kitVariants,
     // The protocol-level model (eplb-async-rebalance-ticks.ts): the same generator, time bounds and properties
     // without the GPU kit's threads and streams, and one delivery step per rank's signals. It covers the variants
     // whose generator reads the signals only after Ts (one TP group, W >= 2), and is what checks `ranks8`.
-    {
-      name: 'fixed-ticks',
-      summary: 'fixed design, protocol-level model: the round\'s own steps (forward pass, generator step, Tc, Ts), every rank\'s signals delivered in one step',
-      expect: { verdict: 'holds' },
-      build: (c) => buildEplbTicks(safe(c)),
-    },
-    {
-      name: 'compute-flag-in-thread-ticks',
-      summary: 'compute-flag-in-thread on the protocol-level model: a stale False, a post without a plan',
-      expect: { verdict: 'violated', property: 'same-plan-and-begin-step' },
-      build: (c) => buildEplbTicks(safe(c), { computeFlagInThread: true }),
-    },
-    {
-      name: 'no-try-finally-ticks',
-      summary: 'no-try-finally on the protocol-level model: Tc dies with _compute_ongoing set, the generator spins',
-      expect: { verdict: 'violated', property: 'no-spin-forever' },
-      expectLiveness: 'no-rank-waits-forever',
-      build: (c) => buildEplbTicks(safe(c), { noTryFinally: true }),
-    },
-    {
-      name: 'finally-without-report-ticks',
-      summary: 'finally-without-report on the protocol-level model: the flag cleared, the exception never reported',
-      expect: { verdict: 'violated', property: 'raised-thread-reported' },
-      build: (c) => buildEplbTicks(safe(c), { finallyWithoutReport: true }),
-    },
-    {
-      name: 'margin-at-safe-bound-ticks',
-      summary: 'margin-at-safe-bound on the protocol-level model: D = 2, M = 3',
-      expect: { verdict: 'holds' },
-      build: (c) => buildEplbTicks({ ...c, delay: 2, margin: 3 }),
-    },
-    {
-      name: 'pr-margin-late-signal-ticks',
-      summary: 'pr-margin-late-signal on the protocol-level model: D = 2, M = 2, a rank learns begin_step a tick late',
-      expect: { verdict: 'violated', property: 'begin-step-not-passed' },
-      expectLiveness: 'no-rank-waits-forever',
-      build: (c) => buildEplbTicks({ ...c, margin: 2, delay: 2 }),
-    },
-    {
-      name: 'pr-margin-late-signal-deadlock-ticks',
-      summary: 'its consequence on the protocol-level model: the exchange of chunk 0 issued by some ranks only, the forward pass never comes',
-      expect: { verdict: 'violated', property: 'deadlock' },
-      expectLiveness: 'no-rank-waits-forever',
-      build: (c) => buildEplbTicks({ ...c, margin: 2, delay: 2 }, { omit: ['begin-step-not-passed', 'chunk-starts-together'] }),
-    },
+    protocolLevel(
+      'fixed',
+      'fixed design, protocol-level model: the round\'s own steps (forward pass, generator step, Tc, Ts), every rank\'s signals delivered in one step',
+      (c) => buildEplbTicks(safe(c)),
+    ),
+    protocolLevel(
+      'compute-flag-in-thread',
+      'compute-flag-in-thread on the protocol-level model: a stale False, a post without a plan',
+      (c) => buildEplbTicks(safe(c), { computeFlagInThread: true }),
+    ),
+    protocolLevel(
+      'no-try-finally',
+      'no-try-finally on the protocol-level model: Tc dies with _compute_ongoing set, the generator spins',
+      (c) => buildEplbTicks(safe(c), { noTryFinally: true }),
+    ),
+    protocolLevel(
+      'finally-without-report',
+      'finally-without-report on the protocol-level model: the flag cleared, the exception never reported',
+      (c) => buildEplbTicks(safe(c), { finallyWithoutReport: true }),
+    ),
+    protocolLevel(
+      'margin-at-safe-bound',
+      'margin-at-safe-bound on the protocol-level model: D = 2, M = 3',
+      (c) => buildEplbTicks({ ...c, delay: 2, margin: 3 }),
+    ),
+    protocolLevel(
+      'pr-margin-late-signal',
+      'pr-margin-late-signal on the protocol-level model: D = 2, M = 2, a rank learns begin_step a tick late',
+      (c) => buildEplbTicks({ ...c, margin: 2, delay: 2 }),
+    ),
+    protocolLevel(
+      'pr-margin-late-signal-deadlock',
+      'its consequence on the protocol-level model: the exchange of chunk 0 issued by some ranks only, the forward pass never comes',
+      (c) => buildEplbTicks({ ...c, margin: 2, delay: 2 }, { omit: ['begin-step-not-passed', 'chunk-starts-together'] }),
+    ),
   ],
 });
